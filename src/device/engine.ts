@@ -1,0 +1,382 @@
+/**
+ * A device engine: the paper's microengine. It owns a set of VIFs and runs the data path for them:
+ * finds work through its doorbell page, takes frames from guests, switches them, places them into
+ * guests, the uplink or other engines, and raises interrupts. One loop iteration is `step(now)`;
+ * `run()` adds polling and sleeping. The class does not depend on being in a worker, so unit tests
+ * drive it synchronously.
+ *
+ * No locks: every ring has one producer and one consumer (ARCHITECTURE.md rule 1). Each iteration
+ * does bounded work per source (rule 2) and publishes indices once per batch.
+ */
+import { W, ring as ringDoorbell } from '../layout/doorbell.js';
+import { EC, VC, engineRowOffset } from '../layout/counters.js';
+import { H, i32, maxFrameBytes } from '../layout/vif.js';
+import { NET_HDR_BYTES } from '../virtio/constants.js';
+import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
+import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
+import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
+import { Switch } from './switch.js';
+
+export type IrqMode = 'direct' | 'hypervisor';
+
+export interface EngineConfig {
+  index: number;
+  engines: number;
+  maxVifs: number;
+  doorbell: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+  irqMode: IrqMode;
+  /** Hypervisor mode: the interrupt router's wake page (pending vector + master notification). */
+  irqPage?: SharedArrayBuffer;
+  /** Keep polling this long after the last work before sleeping (0 = sleep at once). */
+  spinUs: number;
+  /** Sleep at most this long, then sweep all VIFs (bounds the cost of a lost doorbell). */
+  sweepMs: number;
+  /** Frames taken from one source per iteration. */
+  batch: number;
+}
+
+export interface EngineEvent {
+  type: 'needs-reset';
+  slot: number;
+  reason: string;
+}
+
+export interface VifChange {
+  slot: number;
+  mac?: string;
+  mtu?: number;
+  linkUp?: boolean;
+  promiscuous?: boolean;
+  multicast?: string[];
+  coalesce?: Coalesce;
+}
+
+export class Engine {
+  readonly cfg: EngineConfig;
+  readonly db: Int32Array;
+  readonly c: Float64Array;
+  readonly ec: number; // base index of this engine's counter row
+  readonly vifs: (EngineVif | undefined)[];
+  private active: EngineVif[] = [];
+  private dirty: EngineVif[] = [];
+  private held: EngineVif[] = [];
+  readonly sw: Switch;
+  private readonly staging: Uint8Array;
+  private readonly irqPage: Int32Array | null;
+  private idleSince = -1;
+  private stopped = false;
+  /** Called when the control word is set; the worker drains its MessagePort here. */
+  onControl: () => void = () => {};
+  onEvent: (e: EngineEvent) => void = () => {};
+
+  constructor(cfg: EngineConfig) {
+    this.cfg = cfg;
+    this.db = new Int32Array(cfg.doorbell);
+    this.c = new Float64Array(cfg.counters);
+    this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
+    this.vifs = new Array(cfg.maxVifs).fill(undefined);
+    this.irqPage = cfg.irqPage ? new Int32Array(cfg.irqPage) : null;
+    this.staging = new Uint8Array(NET_HDR_BYTES + maxFrameBytes(9000) + 64);
+    this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
+  }
+
+  // ---- control (called between iterations) -------------------------------------------------
+
+  addVif(spec: VifSpec): void {
+    const v = new EngineVif(spec);
+    this.c.fill(0, v.counterBase, v.counterBase + VC.resets + 1);
+    this.vifs[spec.slot] = v;
+    v.publishConfig();
+    this.sw.rebuildSegments();
+    this.kicked(v); // the driver may have started before the VIF reached us
+  }
+
+  /** Stop serving a VIF. Frames the guest queued and the device never took count as tx_unplugged. */
+  removeVif(slot: number): number {
+    const v = this.vifs[slot];
+    if (!v) return 0;
+    const unsent = v.dev ? v.dev.unsentFromGuest() : 0;
+    if (v.dev) v.dev.fromGuestQ.publishUsed(), v.dev.toGuestQ.publishUsed();
+    this.c[v.counterBase + VC.tx_unplugged] += unsent;
+    this.vifs[slot] = undefined;
+    this.active = this.active.filter((x) => x !== v);
+    this.dirty = this.dirty.filter((x) => x !== v);
+    this.held = this.held.filter((x) => x !== v);
+    this.sw.rebuildSegments();
+    return unsent;
+  }
+
+  changeVif(ch: VifChange): void {
+    const v = this.vifs[ch.slot];
+    if (!v) return;
+    if (ch.mac !== undefined) v.setMac(ch.mac);
+    if (ch.mtu !== undefined) v.mtu = ch.mtu;
+    if (ch.linkUp !== undefined) v.linkUp = ch.linkUp;
+    if (ch.promiscuous !== undefined) v.promiscuous = ch.promiscuous;
+    if (ch.multicast !== undefined) v.setMulticast(ch.multicast);
+    if (ch.coalesce !== undefined) v.coalesce = ch.coalesce;
+    if (v.dev) {
+      v.dev.mtu = v.mtu;
+      v.dev.linkUp = v.linkUp;
+    }
+    v.publishConfig();
+    this.sw.rebuildSegments();
+    if (v.dev) this.raiseIrq(v); // configuration change notification (virtio 1.2, 2.2)
+  }
+
+  setFdb(entries: MacEntry[], slotEngine: number[]): void {
+    this.sw.fdb = new MacTable(entries);
+    this.sw.slotEngine.fill(-1);
+    slotEngine.forEach((e, s) => (this.sw.slotEngine[s] = e));
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  // ---- data path ---------------------------------------------------------------------------
+
+  /** One iteration. Returns the number of frames and events handled (0 = idle). */
+  step(now: number): number {
+    const db = this.db;
+    let work = 0;
+    if (Atomics.load(db, W.CONTROL) !== 0) {
+      Atomics.store(db, W.CONTROL, 0);
+      this.onControl();
+      work++;
+    }
+    if (Atomics.load(db, W.SUMMARY) !== 0) work += this.takeDoorbells();
+    const act = this.active;
+    for (let i = 0; i < act.length; ) {
+      const v = act[i]!;
+      const n = this.serviceFromGuest(v);
+      work += n;
+      if (n < this.cfg.batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
+        v.active = false;
+        act[i] = act[act.length - 1]!;
+        act.pop();
+      } else i++;
+    }
+    work += this.sw.pollRings();
+    this.flush(now);
+    if (this.held.length !== 0) this.releaseHeld(now);
+    this.c[this.ec + EC.loops] += 1;
+    return work;
+  }
+
+  private takeDoorbells(): number {
+    const db = this.db;
+    let sum = Atomics.exchange(db, W.SUMMARY, 0);
+    let n = 0;
+    while (sum !== 0) {
+      const w = 31 - Math.clz32(sum);
+      sum &= ~(1 << w);
+      let bits = Atomics.exchange(db, W.BITMAP + w, 0);
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits);
+        bits &= ~(1 << b);
+        const v = this.vifs[(w << 5) | b];
+        if (v === undefined) this.c[this.ec + EC.spurious_doorbells] += 1;
+        else {
+          this.c[v.counterBase + VC.kicks] += 1;
+          this.kicked(v);
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** A VIF rang (or was swept): follow its driver status and put it on the active list if live. */
+  private kicked(v: EngineVif): void {
+    const live = v.syncStatus(this.c);
+    if (v.needsReport) this.reportNeedsReset(v);
+    if (live && !v.active) {
+      v.active = true;
+      this.active.push(v);
+    }
+  }
+
+  /** Take up to `batch` frames from a VIF's transmit queue and switch them. */
+  private serviceFromGuest(v: EngineVif): number {
+    const dev = v.dev;
+    if (dev === null) return 0;
+    const st = this.staging;
+    const base = v.counterBase;
+    const c = this.c;
+    const batch = this.cfg.batch;
+    let done = 0;
+    while (done < batch) {
+      const len = dev.fromGuest(st);
+      if (len === TX_EMPTY) break;
+      if (len === TX_VIOLATION) {
+        this.needsReset(v, dev.fromGuestQ.violation);
+        break;
+      }
+      done++;
+      if (len <= 0) continue; // dropped and counted by the device
+      const f = NET_HDR_BYTES;
+      // Anti-spoofing on the device's private copy (ARCHITECTURE.md rule 6).
+      if (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo) {
+        c[base + VC.tx_spoofed_mac] += 1;
+        continue;
+      }
+      if (macHi(st, f) === v.macHi && macLo(st, f) === v.macLo) {
+        c[base + VC.tx_to_self] += 1;
+        continue;
+      }
+      c[base + VC.tx_frames] += 1;
+      c[base + VC.tx_bytes] += len;
+      this.sw.fromVif(v, st, f, len);
+    }
+    if (done !== 0) {
+      v.framesSinceIrq += done;
+      this.markDirty(v);
+    }
+    return done;
+  }
+
+  /** Place a frame into a local VIF (counted there on success or drop). */
+  deliver(v: EngineVif, buf: Uint8Array, off: number, len: number): void {
+    const dev = v.dev;
+    if (dev === null || v.state !== VifState.LIVE) {
+      this.c[v.counterBase + VC.rx_not_ready] += 1;
+      return;
+    }
+    const r = dev.toGuest(buf, off, len);
+    if (r === RX_VIOLATION) {
+      this.needsReset(v, dev.toGuestQ.violation);
+      return;
+    }
+    v.framesSinceIrq++;
+    this.markDirty(v);
+  }
+
+  private markDirty(v: EngineVif): void {
+    if (!v.dirty) {
+      v.dirty = true;
+      this.dirty.push(v);
+    }
+  }
+
+  private needsReset(v: EngineVif, violation: number): void {
+    v.enterNeedsReset(`virtqueue violation ${violation}`);
+    this.reportNeedsReset(v); // step() drops it from the active list: its dev is gone
+  }
+
+  private reportNeedsReset(v: EngineVif): void {
+    v.needsReport = false;
+    this.raiseIrq(v); // config change interrupt: the driver reads status and sees NEEDS_RESET
+    this.onEvent({ type: 'needs-reset', slot: v.slot, reason: v.violationReason });
+  }
+
+  /** Publish used rings of every VIF touched this iteration and decide their interrupts. */
+  private flush(now: number): void {
+    const d = this.dirty;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      v.dirty = false;
+      const dev = v.dev;
+      if (dev === null) continue;
+      dev.fromGuestQ.publishUsed();
+      dev.toGuestQ.publishUsed();
+      const want = dev.toGuestQ.wantsInterrupt();
+      if ((dev.fromGuestQ.wantsInterrupt() || want) && !v.irqHeld) {
+        v.irqHeld = true;
+        v.irqSince = now;
+        this.held.push(v);
+      }
+    }
+    d.length = 0;
+    this.sw.publishRings();
+  }
+
+  /** Raise held interrupts whose frame count or time is up (coalescing, ARCHITECTURE.md). */
+  private releaseHeld(now: number): void {
+    const h = this.held;
+    for (let i = 0; i < h.length; ) {
+      const v = h[i]!;
+      const co = v.coalesce;
+      if (v.framesSinceIrq >= co.frames || (now - v.irqSince) * 1000 >= co.usecs) {
+        this.raiseIrq(v);
+        h[i] = h[h.length - 1]!;
+        h.pop();
+      } else {
+        i++;
+      }
+    }
+  }
+
+  private raiseIrq(v: EngineVif): void {
+    if (v.irqHeld && v.framesSinceIrq > 1) this.c[v.counterBase + VC.irq_coalesced] += v.framesSinceIrq - 1;
+    v.irqHeld = false;
+    v.framesSinceIrq = 0;
+    this.c[v.counterBase + VC.irq_raised] += 1;
+    if (this.irqPage !== null) {
+      ringDoorbell(this.irqPage, v.slot); // hypervisor mode: pending bit + master notification
+    } else {
+      Atomics.add(v.header, i32(H.IRQ), 1);
+      Atomics.notify(v.header, i32(H.IRQ), 1);
+    }
+  }
+
+  // ---- polling and sleeping ----------------------------------------------------------------
+
+  /** Is anything waiting that step() would handle? Used before sleeping. */
+  private hasWork(): boolean {
+    const db = this.db;
+    return Atomics.load(db, W.SUMMARY) !== 0 || Atomics.load(db, W.CONTROL) !== 0 ||
+      this.active.length !== 0 || this.sw.ringsPending();
+  }
+
+  /** Wake every VIF that has work or changed status; run after a sleep timed out. */
+  sweep(): void {
+    this.c[this.ec + EC.sweeps] += 1;
+    for (let s = 0; s < this.vifs.length; s++) {
+      const v = this.vifs[s];
+      if (v === undefined) continue;
+      if (v.state !== VifState.LIVE || (v.dev !== null && v.dev.fromGuestQ.pending() !== 0)) this.kicked(v);
+    }
+  }
+
+  /** The engine thread's main loop: poll while busy, spin `spinUs`, then sleep on the wake word. */
+  run(): void {
+    const c = this.c;
+    const ec = this.ec;
+    const db = this.db;
+    let last = performance.now();
+    while (!this.stopped) {
+      const now = performance.now();
+      const work = this.step(now);
+      const after = performance.now();
+      if (work !== 0) {
+        c[ec + EC.busy_ns] += (after - now) * 1e6;
+        this.idleSince = -1;
+        last = after;
+        continue;
+      }
+      c[ec + EC.idle_ns] += (after - last) * 1e6;
+      last = after;
+      if (this.idleSince < 0) this.idleSince = now;
+      if ((now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
+      // Going to sleep: announce it, then re-check every source (no lost wake-up; doorbell.ts).
+      Atomics.store(db, W.SLEEPING, 1);
+      const seen = Atomics.load(db, W.WAKE);
+      if (this.hasWork()) {
+        Atomics.store(db, W.SLEEPING, 0);
+        continue;
+      }
+      const timeout = this.held.length !== 0 ? 0.05 : this.cfg.sweepMs;
+      c[ec + EC.sleeps] += 1;
+      const r = Atomics.wait(db, W.WAKE, seen, timeout);
+      Atomics.store(db, W.SLEEPING, 0);
+      const woke = performance.now();
+      c[ec + EC.idle_ns] += (woke - last) * 1e6;
+      last = woke;
+      if (r === 'timed-out') this.sweep();
+      else c[ec + EC.wakeups] += 1;
+      this.idleSince = -1;
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Byte layout of a wake page: one per engine (its "doorbell page") and one per other sleeper
+ * (interrupt router, uplink workers). It is how producers wake a consumer that sleeps.
+ *
+ * ```
+ *  wake page (SharedArrayBuffer)
+ *  0x000 +------------------------------------------------+
+ *        | magic u32 'SVDB' | version u32                 |
+ *  0x040 | SLEEPING i32: consumer sets 1 before it waits  |  own 64 B line
+ *  0x080 | WAKE i32: producers add 1 and notify           |  own 64 B line
+ *  0x0C0 | CONTROL i32: control plane sets 1 when it has  |  own 64 B line
+ *        |   posted a control message                     |
+ *  0x100 | SUMMARY i32: bit w set => bitmap word w dirty  |  own 64 B line
+ *  0x140 | BITMAP i32 x (maxVifs / 32): bit s => VIF slot |
+ *        |   s rang its doorbell (or has a pending irq)   |
+ *        +------------------------------------------------+
+ * ```
+ *
+ * Protocol for a producer (guest kick, ring producer, engine raising an interrupt):
+ *   1. publish the work (avail idx / ring head) with Atomics.store;
+ *   2. optionally set bit s: Atomics.or(BITMAP[s>>5]), then Atomics.or(SUMMARY, 1 << (s>>5));
+ *   3. if Atomics.load(SLEEPING) === 1: Atomics.add(WAKE, 1); Atomics.notify(WAKE).
+ * The consumer stores SLEEPING=1, re-checks every source, then Atomics.wait(WAKE, seen). Both sides
+ * use sequentially consistent atomics, so either the producer sees SLEEPING=1 or the consumer's
+ * re-check sees the work: no lost wake-up.
+ *
+ * Trust: an engine's doorbell page is mapped into every guest with a VIF on that engine, like a
+ * device register page. A hostile guest can set or clear bits of other VIFs. Setting costs the
+ * engine one spurious check; clearing could hide another guest's kick, so the engine also sweeps
+ * every VIF each time its sleep times out (SWEEP_MS), bounding the delay such a guest can cause.
+ */
+
+export const WAKE_MAGIC = 0x42445653; // 'SVDB'
+export const MAX_VIFS_PER_DEVICE = 1024; // SUMMARY has 32 bits, one per bitmap word
+export const W = {
+  MAGIC: 0x000 >> 2,
+  VERSION: 0x004 >> 2,
+  SLEEPING: 0x040 >> 2,
+  WAKE: 0x080 >> 2,
+  CONTROL: 0x0c0 >> 2,
+  SUMMARY: 0x100 >> 2,
+  BITMAP: 0x140 >> 2,
+} as const;
+
+export const wakePageBytes = (maxVifs: number): number => 0x140 + 4 * Math.ceil(maxVifs / 32);
+
+export function createWakePage(maxVifs: number = MAX_VIFS_PER_DEVICE): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(wakePageBytes(maxVifs));
+  const w = new Int32Array(sab);
+  w[W.MAGIC] = WAKE_MAGIC;
+  w[W.VERSION] = 1;
+  return sab;
+}
+
+/** Producer side: wake the page's owner if it sleeps. */
+export function wake(page: Int32Array): void {
+  if (Atomics.load(page, W.SLEEPING) === 1) {
+    Atomics.add(page, W.WAKE, 1);
+    Atomics.notify(page, W.WAKE, 1);
+  }
+}
+
+/** Producer side: mark slot `s` in the bitmap and wake the owner if it sleeps. */
+export function ring(page: Int32Array, s: number): void {
+  const word = s >>> 5;
+  Atomics.or(page, W.BITMAP + word, 1 << (s & 31));
+  Atomics.or(page, W.SUMMARY, 1 << word);
+  wake(page);
+}
