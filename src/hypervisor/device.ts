@@ -1,0 +1,419 @@
+/**
+ * A self-virtualized device as the control plane manages it: its engines, VIF slots and their
+ * memory, the MAC table, the uplink rings and the shared counters.
+ */
+import { EventEmitter } from 'node:events';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { createWakePage, MAX_VIFS_PER_DEVICE, W } from '../layout/doorbell.js';
+import { createFrameRing } from '../layout/frame-ring.js';
+import {
+  createCounters, readVifCounters, readEngineCounters, VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS,
+  type VifCounter, type EngineCounter,
+} from '../layout/counters.js';
+import { H, i32, vifLayout, bufferBytesFor, maxFrameBytes, VIF_MAGIC, VIF_LAYOUT_VERSION, QUEUE_COUNT } from '../layout/vif.js';
+import { F_EVENT_IDX, F_MAC, F_MTU, F_STATUS, F_VERSION_1, features } from '../virtio/constants.js';
+import { parseMac } from '../device/mac-table.js';
+import { MAX_SEGMENT } from '../device/switch.js';
+import type { Coalesce } from '../device/engine-vif.js';
+import type { IrqMode, VifChange } from '../device/engine.js';
+import type { RingEnd } from '../device/engine-protocol.js';
+import { EngineHandle } from './engine-handle.js';
+import { SvnicError } from './errors.js';
+
+export interface DeviceOptions {
+  name?: string;
+  /** Engine worker threads (default 1). */
+  engines?: number;
+  /** VIF slots (default 1024, at most 1024). */
+  maxVifs?: number;
+  interruptMode?: IrqMode;
+  /** Busy-poll this long after the last work before sleeping (default 100 µs; 0 = never spin). */
+  spinUs?: number;
+  /** Longest sleep before an engine sweeps all VIFs (default 100 ms). */
+  sweepMs?: number;
+  /** Frames per source per loop iteration (default 32). */
+  batch?: number;
+  /** Slots of each engine-to-engine and uplink ring (default 512). */
+  ringSlots?: number;
+  /** Interrupt router spin in hypervisor mode (default 0: it sleeps between interrupts). */
+  routerSpinUs?: number;
+}
+
+export interface VifOptions {
+  name?: string;
+  mac?: string;
+  mtu?: number;
+  queueSize?: number;
+  segment?: number;
+  linkUp?: boolean;
+  promiscuous?: boolean;
+  multicast?: string[];
+  coalesce?: Coalesce;
+  /** Pin to an engine; default: the engine with the fewest VIFs. */
+  engine?: number;
+}
+
+export type VifSettings = Omit<VifChange, 'slot'>;
+
+export const DEVICE_FEATURES = features(F_VERSION_1, F_MAC, F_MTU, F_STATUS, F_EVENT_IDX);
+export const MAX_MTU = 9000;
+export const MIN_MTU = 68;
+
+export type VifState = 'ready' | 'needs-reset' | 'destroyed';
+
+export class Vif {
+  state: VifState = 'ready';
+  guestId: string | null = null;
+  needsResetReason = '';
+  constructor(
+    readonly device: Device,
+    readonly id: string,
+    readonly slot: number,
+    readonly engine: number,
+    readonly sab: SharedArrayBuffer,
+    public mac: string,
+    public mtu: number,
+    readonly segment: number,
+    readonly queueSize: number,
+    public settings: Required<VifSettings>,
+  ) {
+    this.bufferMtu = mtu;
+  }
+  /** The MTU the VIF's buffers were sized for at creation: the ceiling for later MTU changes. */
+  readonly bufferMtu: number;
+
+  counters(): Record<VifCounter, number> {
+    return this.device.vifCounters(this.slot);
+  }
+
+  /** The memory a guest is granted for this VIF: its buffer and its engine's doorbell page. */
+  grant(): { vifId: string; vif: SharedArrayBuffer; doorbell: SharedArrayBuffer } {
+    return { vifId: this.id, vif: this.sab, doorbell: this.device.engineDoorbell(this.engine) };
+  }
+}
+
+let deviceSeq = 0;
+
+export class Device extends EventEmitter {
+  readonly name: string;
+  readonly maxVifs: number;
+  readonly interruptMode: IrqMode;
+  readonly ringSlots: number;
+  readonly counterSab: SharedArrayBuffer;
+  private readonly f64: Float64Array;
+  private readonly engines: EngineHandle[];
+  private readonly slots: (Vif | null)[];
+  private readonly vifsById = new Map<string, Vif>();
+  private router: { worker: Worker; page: SharedArrayBuffer; port: import('node:worker_threads').MessagePort } | null = null;
+  private stopped = false;
+  private vifSeq = 0;
+  uplinkKind = 'null';
+  /** Serialises control operations so concurrent calls see a consistent table. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(opts: DeviceOptions) {
+    super();
+    const engines = opts.engines ?? 1;
+    const maxVifs = opts.maxVifs ?? MAX_VIFS_PER_DEVICE;
+    if (!Number.isInteger(engines) || engines < 1 || engines > 16) throw new SvnicError('BAD_OPTION', `engines must be an integer in 1..16, got ${engines}`);
+    if (!Number.isInteger(maxVifs) || maxVifs < 1 || maxVifs > MAX_VIFS_PER_DEVICE) throw new SvnicError('BAD_OPTION', `maxVifs must be in 1..${MAX_VIFS_PER_DEVICE}, got ${maxVifs}`);
+    this.name = opts.name ?? `dev${deviceSeq++}`;
+    this.maxVifs = maxVifs;
+    this.interruptMode = opts.interruptMode ?? 'direct';
+    this.ringSlots = opts.ringSlots ?? 512;
+    this.counterSab = createCounters(maxVifs, engines);
+    this.f64 = new Float64Array(this.counterSab);
+    this.slots = new Array(maxVifs).fill(null);
+    let irqPage: SharedArrayBuffer | undefined;
+    if (this.interruptMode === 'hypervisor') {
+      irqPage = createWakePage(maxVifs);
+      const ch = new MessageChannel();
+      const worker = new Worker(new URL('./irq-router.js', import.meta.url), {
+        workerData: { page: irqPage, port: ch.port2, spinUs: opts.routerSpinUs ?? 0 },
+        transferList: [ch.port2],
+        name: `svnic-irq-router-${this.name}`,
+      });
+      this.router = { worker, page: irqPage, port: ch.port1 };
+    }
+    this.engines = [];
+    for (let i = 0; i < engines; i++) {
+      const eng = new EngineHandle({
+        index: i, engines, maxVifs, doorbell: createWakePage(maxVifs), counters: this.counterSab,
+        irqMode: this.interruptMode, irqPage, spinUs: opts.spinUs ?? 100, sweepMs: opts.sweepMs ?? 100,
+        batch: opts.batch ?? 32,
+      });
+      eng.onEvent = (ev) => {
+        const v = this.slots[ev.slot];
+        if (!v) return;
+        v.state = 'needs-reset';
+        v.needsResetReason = ev.reason;
+        this.emit('needs-reset', { vif: v.id, reason: ev.reason });
+      };
+      this.engines.push(eng);
+    }
+  }
+
+  static async create(opts: DeviceOptions = {}): Promise<Device> {
+    const d = new Device(opts);
+    await d.wireEngines();
+    return d;
+  }
+
+  get engineCount(): number {
+    return this.engines.length;
+  }
+
+  engineDoorbell(i: number): SharedArrayBuffer {
+    return this.engines[i]!.doorbell;
+  }
+
+  /** Create the engine-to-engine rings: one SPSC ring per ordered pair. */
+  private async wireEngines(): Promise<void> {
+    const n = this.engines.length;
+    const maxFrame = maxFrameBytes(MAX_MTU);
+    const rings: (SharedArrayBuffer | null)[][] = [];
+    for (let i = 0; i < n; i++) {
+      rings.push([]);
+      for (let j = 0; j < n; j++) rings[i]!.push(i === j ? null : createFrameRing(this.ringSlots, maxFrame));
+    }
+    await Promise.all(this.engines.map((e, i) => e.call({
+      op: 'fwd',
+      out: rings[i]!.map((r, j) => (r ? { ring: r, wake: this.engines[j]!.doorbell } : null)),
+      in: rings.map((row) => row[i]).filter((r): r is SharedArrayBuffer => r !== null),
+    })));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  private live(): void {
+    if (this.stopped) throw new SvnicError('DEVICE_STOPPED', `device ${this.name} is stopped; create a new one`);
+  }
+
+  vif(id: string): Vif {
+    const v = this.vifsById.get(id);
+    if (!v) throw new SvnicError('NO_SUCH_VIF', `device ${this.name} has no VIF "${id}"; list VIFs with device.vifs()`);
+    return v;
+  }
+
+  vifs(): Vif[] {
+    return [...this.vifsById.values()];
+  }
+
+  createVif(opts: VifOptions = {}): Promise<Vif> {
+    return this.serial(async () => {
+      this.live();
+      const slot = this.slots.indexOf(null);
+      if (slot < 0) throw new SvnicError('DEVICE_FULL', `device ${this.name} has all ${this.maxVifs} VIF slots in use; destroy a VIF or create the device with a larger maxVifs`);
+      const mtu = opts.mtu ?? 1500;
+      const queueSize = opts.queueSize ?? 256;
+      const segment = opts.segment ?? 0;
+      const mac = (opts.mac ?? this.autoMac(slot)).toLowerCase();
+      checkMtu(mtu);
+      if (!Number.isInteger(queueSize) || queueSize < 2 || queueSize > 32768 || (queueSize & (queueSize - 1)) !== 0) {
+        throw new SvnicError('BAD_QUEUE_SIZE', `queueSize must be a power of two in 2..32768, got ${queueSize}`);
+      }
+      if (!Number.isInteger(segment) || segment < 0 || segment > MAX_SEGMENT) throw new SvnicError('BAD_SEGMENT', `segment must be an integer in 0..${MAX_SEGMENT}, got ${segment}`);
+      checkUnicastMac(mac);
+      for (const v of this.vifsById.values()) {
+        if (v.segment === segment && v.mac === mac) throw new SvnicError('DUPLICATE_MAC', `MAC ${mac} is already used by VIF "${v.id}" in segment ${segment}; choose another MAC`);
+      }
+      const settings: Required<VifSettings> = {
+        mac, mtu, linkUp: opts.linkUp ?? true, promiscuous: opts.promiscuous ?? false,
+        multicast: (opts.multicast ?? []).map((m) => m.toLowerCase()), coalesce: opts.coalesce ?? { frames: 1, usecs: 0 },
+      };
+      checkSettings(settings);
+      const id = opts.name ?? `vif${this.vifSeq++}`;
+      if (this.vifsById.has(id)) throw new SvnicError('BAD_OPTION', `a VIF named "${id}" already exists on ${this.name}`);
+      const engine = opts.engine ?? this.leastLoadedEngine();
+      if (!Number.isInteger(engine) || engine < 0 || engine >= this.engines.length) throw new SvnicError('BAD_OPTION', `engine must be in 0..${this.engines.length - 1}, got ${engine}`);
+      const sab = createVifMemory(slot, queueSize, mtu, mac);
+      const v = new Vif(this, id, slot, engine, sab, mac, mtu, segment, queueSize, settings);
+      this.slots[slot] = v;
+      this.vifsById.set(id, v);
+      if (this.router) await this.routerCall({ op: 'map', slot, vif: sab });
+      await this.engines[engine]!.call({
+        op: 'add-vif',
+        spec: { slot, sab, queueSize, mac, mtu, segment, linkUp: settings.linkUp, promiscuous: settings.promiscuous,
+          multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES },
+      });
+      await this.pushFdb();
+      return v;
+    });
+  }
+
+  /** Remove a VIF from its engine (frames its guest queued but the device never took: tx_unplugged). */
+  destroyVif(id: string): Promise<void> {
+    return this.serial(async () => {
+      const v = this.vif(id);
+      this.vifsById.delete(id);
+      await this.pushFdb();
+      if (!this.stopped) await this.engines[v.engine]!.call({ op: 'remove-vif', slot: v.slot }).catch(() => 0);
+      if (this.router) await this.routerCall({ op: 'unmap', slot: v.slot }).catch(() => {});
+      this.slots[v.slot] = null;
+      v.state = 'destroyed';
+      this.emit('vif-destroyed', v);
+    });
+  }
+
+  /** Change MAC, MTU, link, filters or coalescing while traffic flows. */
+  setVif(id: string, change: VifSettings): Promise<Vif> {
+    return this.serial(async () => {
+      this.live();
+      const v = this.vif(id);
+      const next = { ...v.settings, ...change };
+      if (change.mac !== undefined) {
+        next.mac = change.mac.toLowerCase();
+        checkUnicastMac(next.mac);
+        for (const o of this.vifsById.values()) {
+          if (o !== v && o.segment === v.segment && o.mac === next.mac) throw new SvnicError('DUPLICATE_MAC', `MAC ${next.mac} is already used by VIF "${o.id}"`);
+        }
+      }
+      if (change.mtu !== undefined) {
+        checkMtu(change.mtu);
+        if (bufferBytesFor(change.mtu) > vifLayout(v.queueSize, v.bufferMtu).bufferBytes) {
+          throw new SvnicError('BAD_MTU', `VIF "${id}" was created with buffers for MTU ${v.bufferMtu}; to raise it to ${change.mtu}, destroy and recreate the VIF with mtu: ${change.mtu}`);
+        }
+      }
+      if (change.multicast) next.multicast = change.multicast.map((m) => m.toLowerCase());
+      checkSettings(next);
+      v.settings = next;
+      v.mac = next.mac;
+      v.mtu = next.mtu;
+      await this.engines[v.engine]!.call({ op: 'change-vif', change: { slot: v.slot, ...change, mac: change.mac && next.mac, multicast: change.multicast && next.multicast } });
+      if (change.mac !== undefined) await this.pushFdb();
+      return v;
+    });
+  }
+
+  private autoMac(slot: number): string {
+    const d = deviceSeq & 0xff;
+    return `02:53:${d.toString(16).padStart(2, '0')}:00:${((slot >> 8) & 0xff).toString(16).padStart(2, '0')}:${(slot & 0xff).toString(16).padStart(2, '0')}`;
+  }
+
+  private leastLoadedEngine(): number {
+    const load = new Array(this.engines.length).fill(0);
+    for (const v of this.vifsById.values()) load[v.engine]++;
+    return load.indexOf(Math.min(...load));
+  }
+
+  private async pushFdb(): Promise<void> {
+    const entries = [...this.vifsById.values()].map((v) => ({ segment: v.segment, mac: v.mac, slot: v.slot }));
+    const slotEngine = this.slots.map((v) => (v && this.vifsById.has(v.id) ? v.engine : -1));
+    if (this.stopped) return;
+    await Promise.all(this.engines.map((e) => e.call({ op: 'fdb', entries, slotEngine })));
+  }
+
+  private routerCall(cmd: import('./irq-router.js').RouterCommand): Promise<void> {
+    const r = this.router!;
+    return new Promise((resolve) => {
+      r.port.once('message', () => resolve());
+      r.port.postMessage(cmd);
+      const p = new Int32Array(r.page);
+      Atomics.store(p, W.CONTROL, 1);
+      Atomics.add(p, W.WAKE, 1);
+      Atomics.notify(p, W.WAKE, 1);
+    });
+  }
+
+  /** Give engine `i` its uplink rings (used by uplinks; null toUplink = counted sink). */
+  async attachUplink(i: number, toUplink: RingEnd | null, fromUplink: SharedArrayBuffer[]): Promise<void> {
+    this.live();
+    await this.engines[i]!.call({ op: 'uplink', toUplink, fromUplink });
+  }
+
+  /** Wait until every engine has applied all earlier commands (a barrier, not a drain). */
+  async sync(): Promise<void> {
+    await Promise.all(this.engines.map((e) => e.call({ op: 'sync' })));
+  }
+
+  vifCounters(slot: number): Record<VifCounter, number> {
+    return readVifCounters(this.f64, slot);
+  }
+
+  engineCounters(i: number): Record<EngineCounter, number> {
+    return readEngineCounters(this.f64, this.maxVifs, i);
+  }
+
+  /** Sum of all engines' counters. */
+  deviceCounters(): Record<EngineCounter, number> {
+    const sum = this.engineCounters(0);
+    for (let i = 1; i < this.engines.length; i++) {
+      const c = this.engineCounters(i);
+      for (const k of Object.keys(sum) as EngineCounter[]) sum[k] += c[k];
+    }
+    return sum;
+  }
+
+  /**
+   * The switch's conservation law (see device/switch.ts), for a quiet device:
+   * frames in + flood copies - outcomes. Zero means every frame is delivered or counted.
+   */
+  unaccounted(): number {
+    const d = this.deviceCounters();
+    let inFrames = d.uplink_rx_frames + d.fwd_in_frames + d.flood_copies;
+    let out = d.uplink_tx_frames + d.fwd_out_frames + ENGINE_DROP_COUNTERS.reduce((s, k) => s + d[k], 0);
+    for (let s = 0; s < this.maxVifs; s++) {
+      const c = this.vifCounters(s);
+      inFrames += c.tx_frames;
+      out += c.rx_frames + VIF_DROP_COUNTERS.filter((k) => k.startsWith('rx_')).reduce((a, k) => a + c[k], 0);
+    }
+    return inFrames - out;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    await this.chain.catch(() => {});
+    this.stopped = true;
+    await Promise.all(this.engines.map((e) => e.stop()));
+    if (this.router) {
+      await this.routerCall({ op: 'stop' });
+      await this.router.worker.terminate();
+    }
+    this.emit('stopped');
+  }
+}
+
+function checkMtu(mtu: number): void {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) throw new SvnicError('BAD_MTU', `mtu must be an integer in ${MIN_MTU}..${MAX_MTU}, got ${mtu}`);
+}
+
+function checkUnicastMac(mac: string): void {
+  const b = parseMac(mac);
+  if (!b) throw new SvnicError('BAD_MAC', `"${mac}" is not a MAC address; write it as 02:00:00:00:00:01`);
+  if (b[0]! & 1) throw new SvnicError('BAD_MAC', `${mac} is a multicast address; a VIF needs a unicast MAC (first byte even)`);
+  if (b.every((x) => x === 0)) throw new SvnicError('BAD_MAC', 'the all-zero MAC is not a valid VIF address');
+}
+
+function checkSettings(s: Required<VifSettings>): void {
+  for (const m of s.multicast) {
+    const b = parseMac(m);
+    if (!b || (b[0]! & 1) === 0) throw new SvnicError('BAD_MAC', `multicast group "${m}" must be a multicast MAC (first byte odd), e.g. 01:00:5e:00:00:01`);
+  }
+  const c = s.coalesce;
+  if (!Number.isInteger(c.frames) || c.frames < 1 || c.frames > 65536 || !Number.isFinite(c.usecs) || c.usecs < 0 || c.usecs > 1e6) {
+    throw new SvnicError('BAD_COALESCE', `coalesce needs frames in 1..65536 and usecs in 0..1000000, got ${JSON.stringify(c)}`);
+  }
+}
+
+/** Allocate and initialise one VIF's memory (layout: layout/vif.ts). */
+function createVifMemory(slot: number, queueSize: number, mtu: number, mac: string): SharedArrayBuffer {
+  const L = vifLayout(queueSize, mtu);
+  const sab = new SharedArrayBuffer(L.byteLength);
+  const h = new Int32Array(sab, 0, 1024);
+  h[i32(H.MAGIC)] = VIF_MAGIC;
+  h[i32(H.LAYOUT_VERSION)] = VIF_LAYOUT_VERSION;
+  h[i32(H.QUEUE_SIZE)] = queueSize;
+  h[i32(H.QUEUE_COUNT)] = QUEUE_COUNT;
+  h[i32(H.DEVICE_FEATURES_LO)] = DEVICE_FEATURES.lo;
+  h[i32(H.DEVICE_FEATURES_HI)] = DEVICE_FEATURES.hi;
+  h[i32(H.MTU)] = mtu;
+  h[i32(H.BUFFERS_OFFSET)] = L.buffersOffset;
+  h[i32(H.BUFFERS_SIZE)] = L.buffersSize;
+  h[i32(H.DOORBELL_BIT)] = slot;
+  new Uint8Array(sab, H.MAC, 6).set(parseMac(mac)!);
+  return sab;
+}

@@ -1,0 +1,31 @@
+/**
+ * Control-plane errors (error tier 3): a stable `code` for programs and a message that says what
+ * to do. The data path never throws; these come only from calls into the hypervisor.
+ */
+export type ErrorCode =
+  | 'DEVICE_STOPPED'
+  | 'DEVICE_FULL'
+  | 'BAD_MAC'
+  | 'DUPLICATE_MAC'
+  | 'BAD_MTU'
+  | 'BAD_QUEUE_SIZE'
+  | 'BAD_SEGMENT'
+  | 'BAD_COALESCE'
+  | 'BAD_OPTION'
+  | 'NO_SUCH_VIF'
+  | 'NO_SUCH_GUEST'
+  | 'VIF_ALREADY_GRANTED'
+  | 'GUEST_EXITED'
+  | 'GUEST_FAILED'
+  | 'UPLINK_IN_USE'
+  | 'ENGINE_FAILED'
+  | 'CONFIG_INVALID';
+
+export class SvnicError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'SvnicError';
+    this.code = code;
+  }
+}

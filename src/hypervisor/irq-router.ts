@@ -1,0 +1,70 @@
+/**
+ * Interrupt router for `hypervisor` interrupt mode (the paper's design): engines set a VIF's bit in
+ * the pending vector of this thread's wake page and raise one master notification; this thread
+ * reads the vector and forwards a virtual interrupt to each pending guest (its VIF's interrupt
+ * word). It runs in its own worker; the control plane maps VIF slots to their memory.
+ */
+import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { W } from '../layout/doorbell.js';
+import { H, i32 } from '../layout/vif.js';
+
+export type RouterCommand = { op: 'map'; slot: number; vif: SharedArrayBuffer } | { op: 'unmap'; slot: number } | { op: 'stop' };
+
+const { page, port, spinUs } = workerData as { page: SharedArrayBuffer; port: MessagePort; spinUs: number };
+const p = new Int32Array(page);
+const headers: (Int32Array | undefined)[] = [];
+let running = true;
+let forwarded = 0;
+
+function control(): void {
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+    const cmd = m.message as RouterCommand;
+    if (cmd.op === 'map') headers[cmd.slot] = new Int32Array(cmd.vif, 0, 1024);
+    else if (cmd.op === 'unmap') headers[cmd.slot] = undefined;
+    else running = false;
+    port.postMessage({ type: 'ack', forwarded });
+  }
+}
+
+function forward(): number {
+  let sum = Atomics.exchange(p, W.SUMMARY, 0);
+  let n = 0;
+  while (sum !== 0) {
+    const w = 31 - Math.clz32(sum);
+    sum &= ~(1 << w);
+    let bits = Atomics.exchange(p, W.BITMAP + w, 0);
+    while (bits !== 0) {
+      const b = 31 - Math.clz32(bits);
+      bits &= ~(1 << b);
+      const h = headers[(w << 5) | b];
+      if (h !== undefined) {
+        Atomics.add(h, i32(H.IRQ), 1);
+        Atomics.notify(h, i32(H.IRQ), 1);
+        n++;
+      }
+    }
+  }
+  forwarded += n;
+  return n;
+}
+
+let idleSince = -1;
+while (running) {
+  if (Atomics.load(p, W.CONTROL) !== 0) {
+    Atomics.store(p, W.CONTROL, 0);
+    control();
+  }
+  if (Atomics.load(p, W.SUMMARY) !== 0 && forward() !== 0) {
+    idleSince = -1;
+    continue;
+  }
+  const now = performance.now();
+  if (idleSince < 0) idleSince = now;
+  if ((now - idleSince) * 1000 < spinUs) continue;
+  Atomics.store(p, W.SLEEPING, 1);
+  const seen = Atomics.load(p, W.WAKE);
+  if (Atomics.load(p, W.SUMMARY) === 0 && Atomics.load(p, W.CONTROL) === 0) Atomics.wait(p, W.WAKE, seen, 1000);
+  Atomics.store(p, W.SLEEPING, 0);
+  idleSince = -1;
+}
+port.close();

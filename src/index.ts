@@ -1,0 +1,10 @@
+export { Hypervisor } from './hypervisor/hypervisor.js';
+export { Device, Vif, type DeviceOptions, type VifOptions, type VifSettings } from './hypervisor/device.js';
+export { Guest, type GuestOptions } from './hypervisor/guest.js';
+export { SvnicError, type ErrorCode } from './hypervisor/errors.js';
+export { Wire } from './uplink/wire.js';
+export { EchoUplink } from './uplink/echo.js';
+export { NullUplink, type Uplink } from './uplink/uplink.js';
+export { VirtioNetDriver, DriverError, type VifGrant } from './guest/driver.js';
+export { GuestContext } from './guest/context.js';
+export { VIF_COUNTERS, ENGINE_COUNTERS, VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS } from './layout/counters.js';
