@@ -1,6 +1,6 @@
 /** The hypervisor's handle on one isolate guest (a worker thread running a user module). */
 import { EventEmitter } from 'node:events';
-import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { FromGuest, ToGuest } from '../guest/context.js';
 import type { Vif } from './device.js';
 import { SvnicError } from './errors.js';
@@ -40,6 +40,8 @@ export class Guest extends EventEmitter {
         this.error ??= e.stack ?? e.message;
       });
       this.worker.on('exit', (code) => {
+        // Messages the guest posted just before exiting may still be queued on the port.
+        for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) this.onMessage(m.message as FromGuest);
         this.exitCode = code;
         this.port.close();
         for (const a of this.acks.values()) a();
