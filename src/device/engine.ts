@@ -92,19 +92,24 @@ export class Engine {
     this.kicked(v); // the driver may have started before the VIF reached us
   }
 
-  /** Stop serving a VIF. Frames the guest queued and the device never took count as tx_unplugged. */
-  removeVif(slot: number): number {
+  /**
+   * Stop serving a VIF. Frames the guest queued and the device never took count as tx_unplugged.
+   * Returns the guest transmit-ring position up to which frames are accounted (-1 if the queue
+   * was not running), so the control plane can count frames the guest adds after this point.
+   */
+  removeVif(slot: number): { unsent: number; countedTo: number } {
     const v = this.vifs[slot];
-    if (!v) return 0;
-    const unsent = v.dev ? v.dev.unsentFromGuest() : 0;
-    if (v.dev) v.dev.fromGuestQ.publishUsed(), v.dev.toGuestQ.publishUsed();
+    if (!v) return { unsent: 0, countedTo: -1 };
+    const dev = v.dev;
+    const unsent = dev ? dev.unsentFromGuest() : 0;
+    if (dev) dev.fromGuestQ.publishUsed(), dev.toGuestQ.publishUsed();
     this.c[v.counterBase + VC.tx_unplugged] += unsent;
     this.vifs[slot] = undefined;
     this.active = this.active.filter((x) => x !== v);
     this.dirty = this.dirty.filter((x) => x !== v);
     this.held = this.held.filter((x) => x !== v);
     this.sw.rebuildSegments();
-    return unsent;
+    return { unsent, countedTo: dev ? (dev.fromGuestQ.lastAvail + unsent) & 0xffff : -1 };
   }
 
   changeVif(ch: VifChange): void {

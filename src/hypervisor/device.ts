@@ -10,7 +10,7 @@ import {
   createCounters, readVifCounters, readEngineCounters, VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS,
   type VifCounter, type EngineCounter,
 } from '../layout/counters.js';
-import { H, i32, vifLayout, bufferBytesFor, maxFrameBytes, VIF_MAGIC, VIF_LAYOUT_VERSION, QUEUE_COUNT } from '../layout/vif.js';
+import { H, i32, vifLayout, bufferBytesFor, maxFrameBytes, VIF_MAGIC, VIF_LAYOUT_VERSION, QUEUE_COUNT, QUEUE_GUEST_TX } from '../layout/vif.js';
 import { F_EVENT_IDX, F_MAC, F_MTU, F_STATUS, F_VERSION_1, features } from '../virtio/constants.js';
 import { parseMac } from '../device/mac-table.js';
 import { MAX_SEGMENT } from '../device/switch.js';
@@ -82,8 +82,27 @@ export class Vif {
   /** The MTU the VIF's buffers were sized for at creation: the ceiling for later MTU changes. */
   readonly bufferMtu: number;
 
+  /** Counters at destruction (the slot's live row is reused by later VIFs). */
+  finalCounters: Record<VifCounter, number> | null = null;
+  /** Guest transmit-ring position up to which frames were accounted at removal (-1: unknown). */
+  countedTo = -1;
+
   counters(): Record<VifCounter, number> {
-    return this.device.vifCounters(this.slot);
+    return this.finalCounters ? { ...this.finalCounters } : this.device.vifCounters(this.slot);
+  }
+
+  /**
+   * After removal, the guest may still have queued frames before it learnt of the unplug. Once the
+   * guest has acknowledged the unplug (or exited), count those as tx_unplugged too, so that
+   * frames the guest sent = tx_frames + counted drops holds for unplugged VIFs as well.
+   */
+  countLateFrames(): void {
+    if (!this.finalCounters || this.countedTo < 0) return;
+    const q = vifLayout(this.queueSize, this.bufferMtu).queues[QUEUE_GUEST_TX];
+    const availIdx = Atomics.load(new Uint16Array(this.sab, q.avail, 2), 1);
+    const late = (availIdx - this.countedTo) & 0xffff;
+    if (late <= this.queueSize) this.finalCounters.tx_unplugged += late;
+    this.countedTo = availIdx;
   }
 
   /** The memory a guest is granted for this VIF: its buffer and its engine's doorbell page. */
@@ -251,8 +270,12 @@ export class Device extends EventEmitter {
       const v = this.vif(id);
       this.vifsById.delete(id);
       await this.pushFdb();
-      if (!this.stopped) await this.engines[v.engine]!.call({ op: 'remove-vif', slot: v.slot }).catch(() => 0);
+      if (!this.stopped) {
+        const r = await this.engines[v.engine]!.call<{ countedTo: number }>({ op: 'remove-vif', slot: v.slot }).catch(() => ({ countedTo: -1 }));
+        v.countedTo = r.countedTo;
+      }
       if (this.router) await this.routerCall({ op: 'unmap', slot: v.slot }).catch(() => {});
+      v.finalCounters = this.vifCounters(v.slot);
       this.slots[v.slot] = null;
       v.state = 'destroyed';
       this.emit('vif-destroyed', v);
@@ -400,7 +423,7 @@ function checkSettings(s: Required<VifSettings>): void {
 }
 
 /** Allocate and initialise one VIF's memory (layout: layout/vif.ts). */
-function createVifMemory(slot: number, queueSize: number, mtu: number, mac: string): SharedArrayBuffer {
+export function createVifMemory(slot: number, queueSize: number, mtu: number, mac: string): SharedArrayBuffer {
   const L = vifLayout(queueSize, mtu);
   const sab = new SharedArrayBuffer(L.byteLength);
   const h = new Int32Array(sab, 0, 1024);

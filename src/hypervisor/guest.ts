@@ -89,10 +89,24 @@ export class Guest extends EventEmitter {
     });
   }
 
-  /** Post a control message and wait for the guest's acknowledgement (or its exit). */
-  post(m: ToGuest, ack?: string): Promise<void> {
+  /**
+   * Post a control message and wait for the guest's acknowledgement, its exit, or `ackTimeoutMs`
+   * (a guest that never yields to its event loop cannot acknowledge; the control plane goes on).
+   */
+  post(m: ToGuest, ack?: string, ackTimeoutMs = 2000): Promise<void> {
     if (!this.running) return Promise.reject(new SvnicError('GUEST_EXITED', `guest ${this.id} has exited`));
-    const p = ack ? new Promise<void>((resolve) => this.acks.set(ack, resolve)) : Promise.resolve();
+    const p = ack
+      ? new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          this.acks.delete(ack);
+          resolve();
+        }, ackTimeoutMs);
+        this.acks.set(ack, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      })
+      : Promise.resolve();
     this.port.postMessage(m);
     return p;
   }

@@ -58,12 +58,14 @@ export class Hypervisor {
       g.vifs.delete(vif);
       if (g.running) await g.post({ type: 'revoke', vifId: vif.id }, `revoked:${vif.id}`);
     }
+    vif.countLateFrames();
   }
 
   /** A guest exited (or was killed): destroy its VIFs so nothing else notices. */
   private async reclaim(g: Guest): Promise<void> {
     for (const v of [...g.vifs]) {
       if (v.state !== 'destroyed') await v.device.destroyVif(v.id).catch(() => {});
+      v.countLateFrames(); // the guest is gone: its rings can no longer change
     }
     g.vifs.clear();
   }
