@@ -150,7 +150,15 @@ export class EngineVif {
       return false;
     }
     if (this.state === VifState.LIVE) return (status & STATUS_FAILED) === 0 || this.stop();
-    if (this.state === VifState.NEEDS_RESET) return false;
+    if (this.state === VifState.NEEDS_RESET) {
+      // Only a driver write clears the DEVICE_NEEDS_RESET bit the device ORed in (virtio 1.2, 2.1.2).
+      // A driver resets by writing 0 (2.4) and may re-initialise (3.1.1) before the engine looks, so
+      // the 0 itself can go unseen: a status without NEEDS_RESET means the driver reset the device.
+      if ((status & STATUS_NEEDS_RESET) !== 0) return false;
+      this.dev = null;
+      this.state = VifState.WAITING;
+      counters[this.counterBase + VC.resets] += 1;
+    }
     const ready = STATUS_DRIVER_OK | STATUS_FEATURES_OK;
     if ((status & ready) !== ready || (status & (STATUS_FAILED | STATUS_NEEDS_RESET)) !== 0) return false;
     const drv: Features = {

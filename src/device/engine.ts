@@ -251,6 +251,9 @@ export class Engine {
     }
     const r = dev.toGuest(buf, off, len);
     if (r === RX_VIOLATION) {
+      // The frame is lost with the broken queue: count it as every later frame for this VIF will
+      // be (rx_not_ready), so frames in = frames out + counted drops holds (ARCHITECTURE.md rule 8).
+      this.c[v.counterBase + VC.rx_not_ready] += 1;
       this.needsReset(v, dev.toGuestQ.violation);
       return;
     }
