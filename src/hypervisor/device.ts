@@ -115,6 +115,8 @@ let deviceSeq = 0;
 
 export class Device extends EventEmitter {
   readonly name: string;
+  /** Process-wide device number: part of default MACs, so devices never hand out the same one. */
+  private readonly seq: number;
   readonly maxVifs: number;
   readonly interruptMode: IrqMode;
   readonly ringSlots: number;
@@ -136,7 +138,8 @@ export class Device extends EventEmitter {
     const maxVifs = opts.maxVifs ?? MAX_VIFS_PER_DEVICE;
     if (!Number.isInteger(engines) || engines < 1 || engines > 16) throw new SvnicError('BAD_OPTION', `engines must be an integer in 1..16, got ${engines}`);
     if (!Number.isInteger(maxVifs) || maxVifs < 1 || maxVifs > MAX_VIFS_PER_DEVICE) throw new SvnicError('BAD_OPTION', `maxVifs must be in 1..${MAX_VIFS_PER_DEVICE}, got ${maxVifs}`);
-    this.name = opts.name ?? `dev${deviceSeq++}`;
+    this.seq = deviceSeq++;
+    this.name = opts.name ?? `dev${this.seq}`;
     this.maxVifs = maxVifs;
     this.interruptMode = opts.interruptMode ?? 'direct';
     this.ringSlots = opts.ringSlots ?? 512;
@@ -313,7 +316,7 @@ export class Device extends EventEmitter {
   }
 
   private autoMac(slot: number): string {
-    const d = deviceSeq & 0xff;
+    const d = this.seq & 0xff;
     return `02:53:${d.toString(16).padStart(2, '0')}:00:${((slot >> 8) & 0xff).toString(16).padStart(2, '0')}:${(slot & 0xff).toString(16).padStart(2, '0')}`;
   }
 
