@@ -613,10 +613,7 @@ describe('hostile guest, feature negotiation and reset', () => {
   for (const [name, f] of bad) {
     test(`driver accepts ${name} => proto_bad_features, NEEDS_RESET`, () => {
       const w = new World();
-      const r = hostileStep(w, (h) => {
-        h.setStatus(0);
-      });
-      // The status-0 write above was a reset of a live VIF.
+      const r = hostileStep(w, (h) => h.setStatus(0)); // a reset of the live VIF, seen by the device
       assertMoved(r.before, r.after, { resets: 1 });
       assert.equal(w.state(SLOT_H), VifState.WAITING);
       const r2 = hostileStep(w, (h) => h.init(f));
