@@ -47,7 +47,7 @@ export class EngineVif {
   readonly queueSize: number;
   readonly header: Int32Array;
   readonly counterBase: number;
-  state = VifState.WAITING;
+  private _state = VifState.WAITING;
   dev: VirtioNetDevice | null = null;
   mac: Uint8Array;
   macHi: number;
@@ -109,6 +109,20 @@ export class EngineVif {
       m[2 * i + 1] = macLo(b, 0);
     });
     this.mcast = m;
+  }
+
+  get state(): VifState {
+    return this._state;
+  }
+
+  /**
+   * Every state change is mirrored into the header's device-state word, so a resetting driver can
+   * wait until the device has seen its reset (virtio 1.2, 4.1.4.3.2).
+   */
+  set state(s: VifState) {
+    this._state = s;
+    Atomics.store(this.header, i32(H.DEVICE_STATE), s);
+    Atomics.notify(this.header, i32(H.DEVICE_STATE));
   }
 
   /** Does this VIF's receive filter accept a frame with destination MAC at b[off]? */

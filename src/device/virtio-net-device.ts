@@ -14,7 +14,7 @@
 import type { GuestMemory } from '../virtio/guest-memory.js';
 import { DeviceQueue, EMPTY, VIOLATED, Violation, type QueueAddresses } from '../virtio/device-queue.js';
 import {
-  NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, NET_HDR_F_DATA_VALID, NET_HDR_GSO_NONE,
+  NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE,
   VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 } from '../virtio/constants.js';
 import { VC } from '../layout/counters.js';
@@ -147,14 +147,12 @@ export class VirtioNetDevice {
   }
 
   /**
-   * svnic offers no checksum or segmentation offload, so a valid transmit header asks for none
-   * (5.1.6.2.1: the driver MUST NOT set NEEDS_CSUM or a GSO type unless negotiated).
+   * svnic offers no checksum or segmentation offload, so it cannot honour a transmit header that
+   * asks for one (5.1.6.2.1: the driver MUST NOT set NEEDS_CSUM or a GSO type unless negotiated).
+   * Other flag bits are ignored (5.1.6.2.2: the device MUST ignore flag bits it does not recognize).
    */
   private headerOk(h: Uint8Array): boolean {
-    const flags = h[0]!;
-    if (flags & ~(NET_HDR_F_NEEDS_CSUM | NET_HDR_F_DATA_VALID)) return false;
-    if (flags & NET_HDR_F_NEEDS_CSUM) return false;
-    return h[1] === NET_HDR_GSO_NONE;
+    return (h[0]! & NET_HDR_F_NEEDS_CSUM) === 0 && h[1] === NET_HDR_GSO_NONE;
   }
 
   /**

@@ -56,6 +56,8 @@ export class VirtioNetDriver {
   private irqSeen = 0;
   negotiated: Features = { lo: 0, hi: 0 };
   unplugged = false;
+  /** A reset was written and the device has not acknowledged it yet. */
+  resetting = false;
   /** Guest-side counts: frames handed to the device, frames received, sends refused (ring full). */
   readonly stats = { sent: 0, received: 0, txRingFull: 0, oversize: 0 };
 
@@ -94,10 +96,23 @@ export class VirtioNetDriver {
     return (Atomics.load(this.header, i32(H.STATUS)) & STATUS_NEEDS_RESET) !== 0;
   }
 
-  /** virtio 1.2, 3.1.1: reset, acknowledge, negotiate, set up queues, DRIVER_OK. */
+  /**
+   * virtio 1.2, 3.1.1 step 1: reset. The driver writes 0 and must not initialise again until the
+   * device has seen the reset (4.1.4.3.2); the device reports that in its device-state word. Until
+   * then `resetting` is true and the data-path calls do nothing; each of them retries the rest.
+   */
   private start(): void {
+    Atomics.store(this.header, i32(H.STATUS), 0);
+    this.resetting = true;
+    this.kick();
+    this.finishReset();
+  }
+
+  /** Steps 2-8 of 3.1.1 once the device has seen the reset: negotiate, set up queues, DRIVER_OK. */
+  private finishReset(): boolean {
     const h = this.header;
-    Atomics.store(h, i32(H.STATUS), 0);
+    if (Atomics.load(h, i32(H.DEVICE_STATE)) !== 0) return false;
+    this.resetting = false;
     Atomics.store(h, i32(H.STATUS), STATUS_ACKNOWLEDGE | STATUS_DRIVER);
     const dev = { lo: h[i32(H.DEVICE_FEATURES_LO)]! >>> 0, hi: h[i32(H.DEVICE_FEATURES_HI)]! >>> 0 };
     this.negotiated = { lo: (dev.lo & DRIVER_FEATURES.lo) >>> 0, hi: (dev.hi & DRIVER_FEATURES.hi) >>> 0 };
@@ -124,11 +139,21 @@ export class VirtioNetDriver {
     this.irqSeen = Atomics.load(h, i32(H.IRQ));
     Atomics.store(h, i32(H.STATUS), STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
     this.kick();
+    return true;
   }
 
-  /** After NEEDS_RESET (or any time): reset the device and start again. Received views become invalid. */
+  /**
+   * After NEEDS_RESET (or any time): reset the device and start again. Received views become
+   * invalid; frames not yet taken by the device are discarded. Completes once the device has seen
+   * the reset (`resetting` goes false on a later call).
+   */
   reset(): void {
     this.start();
+  }
+
+  /** False while a reset waits for the device. */
+  private ready(): boolean {
+    return !this.resetting || this.finishReset();
   }
 
   private rxBuffer(i: number): number {
@@ -159,6 +184,7 @@ export class VirtioNetDriver {
    * `txOffset(slot)` in `bytes` (at most `maxFrame` bytes), then commitTx(slot, len) and flush().
    */
   reserveTx(): number {
+    if (!this.ready()) return -1;
     if (this.txFreeTop === 0) this.reclaimTx();
     if (this.txFreeTop === 0 || this.unplugged) {
       this.stats.txRingFull++;
@@ -220,6 +246,7 @@ export class VirtioNetDriver {
 
   /** Take up to `max` received frames; they stay valid until release(). Returns how many. */
   receive(max = this.layout.queueSize): number {
+    if (!this.ready()) return 0;
     const q = this.rxq;
     const size = this.layout.queueSize;
     let n = this.rxCount;
@@ -252,6 +279,10 @@ export class VirtioNetDriver {
 
   /** Give all received buffers back to the device. */
   release(): void {
+    if (this.resetting) {
+      this.rxCount = 0; // the reset took the buffers back
+      return;
+    }
     const q = this.rxq;
     for (let i = 0; i < this.rxCount; i++) q.add(this.rxIds[i]!);
     this.rxCount = 0;
@@ -262,11 +293,16 @@ export class VirtioNetDriver {
 
   /** Ready to receive without waiting? */
   pollRx(): boolean {
+    if (!this.ready()) return false;
     return this.rxCount !== 0 || this.rxq.hasUsed();
   }
 
   /** Block this thread until a frame arrives, the config changes, or `timeoutMs` passes. */
   waitSync(timeoutMs = Infinity): void {
+    if (!this.ready()) {
+      Atomics.wait(this.header, i32(H.DEVICE_STATE), Atomics.load(this.header, i32(H.DEVICE_STATE)), Math.min(timeoutMs, 10));
+      return;
+    }
     if (this.rxq.arm()) return;
     const seen = this.irqSeen;
     const now = Atomics.load(this.header, i32(H.IRQ));
@@ -280,6 +316,11 @@ export class VirtioNetDriver {
 
   /** Wait without blocking the event loop. */
   async wait(timeoutMs = Infinity): Promise<void> {
+    if (!this.ready()) {
+      const r = Atomics.waitAsync(this.header, i32(H.DEVICE_STATE), Atomics.load(this.header, i32(H.DEVICE_STATE)), Math.min(timeoutMs, 10));
+      if (r.async) await r.value;
+      return;
+    }
     if (this.rxq.arm()) return;
     const seen = this.irqSeen;
     const now = Atomics.load(this.header, i32(H.IRQ));

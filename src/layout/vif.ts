@@ -16,6 +16,8 @@
  *         |  0x030 mac[6]                             device writes    |
  *         |  0x038 buffers offset u32  0x03C buffers size u32          |
  *         |  0x040 doorbell bit u32 (index in the engine doorbell page)|
+ *         |  0x044 device state u32: 0 reset, 1 live, 2 needs reset   |
+ *         |        (device writes; the driver waits for 0 after reset) |
  *         |  0x080 interrupt word i32 (own 64 B line): device adds 1   |
  *         |        and notifies; the guest Atomics.wait()s on it       |
  *  0x1000 +------------------------------------------------------------+ RINGS_OFFSET
@@ -61,6 +63,7 @@ export const H = {
   BUFFERS_OFFSET: 0x038,
   BUFFERS_SIZE: 0x03c,
   DOORBELL_BIT: 0x040,
+  DEVICE_STATE: 0x044,
   IRQ: 0x080,
 } as const;
 
