@@ -10,18 +10,21 @@
  *                   uplink and guest <-> guest, the svnic ones with the default spin budget and
  *                   with spinning disabled (device spinUs 0, guests sleep in nic.waitSync()).
  *
- * Method: every case runs once per round and rounds repeat `reps` times, so a burst of load from
- * elsewhere on this shared machine hits all cases alike; each figure is the median over rounds.
+ * Method: every case runs once per round and rounds repeat, so a burst of load from elsewhere on
+ * this shared machine hits all cases alike; each figure is the median over rounds (report.ts says
+ * which trials are left out, and why rows also give medians per vCPU placement).
  * A throughput trial starts fresh threads, warms up, then counts delivered frames over a fixed
  * window. A latency trial's pinger measures every round trip inside its own thread.
  */
 import { writeFile } from 'node:fs/promises';
-import { median } from './common.js';
 import {
   loopRtt, messagePort, messagePortRtt, rawRing, rawRingRtt, svnicEchoRtt, svnicEchoRtt2Spin, svnicUplink, svnicVif2Vif,
-  svnicVif2VifOneGuest, svnicVif2VifRtt, svnicVif2VifYield, withTimeout, type Case, type Group, type LatencyCase,
+  svnicVif2VifOneGuest, svnicVif2VifRtt, svnicVif2VifYield, withTimeout, type Case, type LatencyCase,
   type ThroughputCase,
 } from './cases.js';
+import {
+  evaluateTargets, fmt, formatNotes, formatTable, formatTargets, summarize, type Row, type Sample, type Target,
+} from './report.js';
 import { cpuBetween, cpuSample, machineInfo, type MachineInfo } from './sysinfo.js';
 
 export const FRAME_SIZES = [64, 1500] as const;
@@ -42,56 +45,16 @@ export interface CoreOptions {
   specOnly?: boolean;
   /**
    * A trial during which other processes used more than this many cores is repeated (up to
-   * `retries` times) and the least disturbed attempt kept (default 0.25 cores, 2 retries).
+   * `retries` times, waiting 2, 4, 8 s) and the least disturbed attempt kept; one still above the
+   * limit is left out of the medians (default 0.25 cores, 3 retries).
    */
   maxOtherCores?: number;
   retries?: number;
+  /** Skip the placement probe before each trial. */
+  noProbe?: boolean;
   /** The command line, recorded in the JSON. */
   command?: string;
   log?: (line: string) => void;
-}
-
-export interface Row {
-  name: string;
-  frameBytes: number;
-  /** Busy data-path threads (the hypervisor's main thread idles in its event loop and is not counted). */
-  threads: number;
-  /** Throughput rows: million frames delivered per second. Latency rows: million round trips per second. */
-  mpps: number;
-  /** Throughput rows: frame bits delivered per second / 1e9. Latency rows: both directions together. */
-  gbps: number;
-  rttP50us?: number;
-  rttP99us?: number;
-  rttP999us?: number;
-  kind: 'throughput' | 'latency';
-  /** spec: asked for by the issue; diagnostic: explains a spec row (e.g. the cost of 3 threads on 2 cores). */
-  group: Group;
-  threadNote: string;
-  /** Latency rows: the spin budget of device, echo port and guests in µs (0 = sleep at once). */
-  spinUs?: number | null;
-  /** Per-round values, in round order (null: the trial failed): Mpps (throughput) or RTT p50 µs (latency). */
-  perRound: (number | null)[];
-  /** Median over rounds of the cores used by other processes during the trial (noise indicator). */
-  otherCores: number;
-  /** Median over rounds of the cores this process used. */
-  selfCores: number;
-  /** Named svnic drop counters that moved (summed over rounds), and trial errors. */
-  drops: Record<string, number>;
-  lost?: number;
-  /** svnic latency rows: how often the pinger guest / the device engine slept per round trip (median over rounds). */
-  guestSleepsPerRtt?: number;
-  engineSleepsPerRtt?: number;
-  /** Trials repeated because other processes were busy, and kept trials still above the limit. */
-  noisyRetries: number;
-  noisyKept: number;
-  errors: string[];
-}
-
-export interface Target {
-  what: string;
-  measured: number;
-  target: string;
-  met: boolean;
 }
 
 export interface CoreResult {
@@ -121,22 +84,6 @@ export function coreCases(diagnostics = true): Case[] {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-interface Sample {
-  mpps: number;
-  gbps: number;
-  p50?: number;
-  p99?: number;
-  p999?: number;
-  lost?: number;
-  guestSleepsPerRtt?: number;
-  engineSleepsPerRtt?: number;
-  otherCores: number;
-  selfCores: number;
-  drops: Record<string, number>;
-  error?: string;
-  retries?: number;
-}
 
 async function throughputTrial(c: ThroughputCase, warmupMs: number, durationMs: number): Promise<Sample> {
   const run = await withTimeout(c.start(), 30000, `${c.name} start`);
@@ -174,80 +121,13 @@ async function latencyTrial(c: LatencyCase, warmupMs: number, durationMs: number
   };
 }
 
-const r3 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : x);
-
-function summarize(c: Case, samples: Sample[], maxOther: number): Row {
-  const ok = samples.filter((s) => !s.error);
-  const drops: Record<string, number> = {};
-  for (const s of ok) for (const [k, v] of Object.entries(s.drops)) drops[k] = (drops[k] ?? 0) + v;
-  const row: Row = {
-    name: c.name, frameBytes: c.frameBytes, threads: c.threads,
-    mpps: r3(median(ok.map((s) => s.mpps))), gbps: r3(median(ok.map((s) => s.gbps))),
-    kind: c.kind, group: c.group, threadNote: c.threadNote,
-    perRound: samples.map((s) => (s.error ? null : r3(c.kind === 'latency' ? s.p50! : s.mpps))),
-    otherCores: median(ok.map((s) => s.otherCores)), selfCores: median(ok.map((s) => s.selfCores)),
-    drops, errors: samples.filter((s) => s.error).map((s) => s.error!),
-    noisyRetries: samples.reduce((a, s) => a + (s.retries ?? 0), 0),
-    noisyKept: ok.filter((s) => s.otherCores > maxOther).length,
-  };
-  if (c.kind === 'latency') {
-    row.spinUs = c.spinUs;
-    row.rttP50us = r3(median(ok.map((s) => s.p50!)));
-    row.rttP99us = r3(median(ok.map((s) => s.p99!)));
-    row.rttP999us = r3(median(ok.map((s) => s.p999!)));
-    row.lost = ok.reduce((a, s) => a + (s.lost ?? 0), 0);
-    if (ok.some((s) => s.guestSleepsPerRtt !== undefined)) {
-      row.guestSleepsPerRtt = r3(median(ok.map((s) => s.guestSleepsPerRtt ?? NaN)));
-      row.engineSleepsPerRtt = r3(median(ok.map((s) => s.engineSleepsPerRtt ?? NaN)));
-    }
+/** Bare-ring ping-pong for 100 ms: tells whether the two vCPUs are near (one host core) or far. */
+async function probe(): Promise<number> {
+  try {
+    return (await rawRingRtt().run(30, 100)).p50us;
+  } catch {
+    return NaN;
   }
-  return row;
-}
-
-/**
- * The issue's targets. Ratios are taken per round (both cases ran within the same minute, under
- * the same conditions) and the median of those ratios is compared with the target.
- */
-export function evaluateTargets(rows: Row[]): Target[] {
-  const get = (name: string, size: number): Row | undefined => rows.find((r) => r.name === name && r.frameBytes === size);
-  const ratio = (a: Row, b: Row): number =>
-    median(a.perRound.map((x, i) => (x !== null && b.perRound[i] != null ? x / b.perRound[i]! : NaN)));
-  const out: Target[] = [];
-  const up64 = get('svnic-uplink', 64);
-  const raw64 = get('raw-ring', 64);
-  const mp64 = get('messageport', 64);
-  const up1500 = get('svnic-uplink', 1500);
-  const echo = get('svnic-echo-rtt-spin', 64);
-  if (up64 && raw64) {
-    const x = ratio(up64, raw64);
-    out.push({ what: 'svnic-uplink 64 B / raw-ring 64 B (Mpps, median of per-round ratios)', measured: r3(x), target: '>= 0.40', met: x >= 0.4 });
-  }
-  if (up64 && mp64) {
-    const x = ratio(up64, mp64);
-    out.push({ what: 'svnic-uplink 64 B / messageport 64 B (Mpps, median of per-round ratios)', measured: r3(x), target: '>= 15', met: x >= 15 });
-  }
-  if (up1500) out.push({ what: 'svnic-uplink 1500 B (Gbit/s)', measured: up1500.gbps, target: '>= 10', met: up1500.gbps >= 10 });
-  if (echo?.rttP50us !== undefined) {
-    out.push({ what: 'guest <-> echo port RTT p50 with spinning (µs)', measured: echo.rttP50us, target: '< 10', met: echo.rttP50us < 10 });
-  }
-  return out;
-}
-
-const fmt = (x: number | undefined, d = 2): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
-
-/** The result as a Markdown table (what docs/results-core.md shows). */
-export function formatTable(rows: Row[]): string {
-  const head = '| case | frame B | threads | Mpps | Gbit/s | RTT p50 µs | RTT p99 µs | per round (Mpps or p50 µs) | other CPU |';
-  const sep = '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |';
-  const lines = rows.map((r) => {
-    const lat = r.kind === 'latency';
-    return `| ${r.name} | ${r.frameBytes} | ${r.threads} | ${fmt(r.mpps, lat ? 3 : 2)} | ${fmt(r.gbps)} | ${fmt(r.rttP50us)} | ${fmt(r.rttP99us)} | ${r.perRound.map((x) => fmt(x ?? undefined)).join(' ')} | ${fmt(r.otherCores)} |`;
-  });
-  return [head, sep, ...lines].join('\n');
-}
-
-export function formatTargets(t: Target[]): string {
-  return t.map((x) => `- ${x.met ? 'MET   ' : 'MISSED'} ${x.what}: ${x.measured} (target ${x.target})`).join('\n');
 }
 
 export async function runCore(opts: CoreOptions = {}): Promise<CoreResult> {
@@ -258,7 +138,7 @@ export async function runCore(opts: CoreOptions = {}): Promise<CoreResult> {
   const warmupMs = opts.warmupMs ?? (quick ? 200 : 500);
   const only = opts.only?.filter((s) => s.length > 0);
   const maxOther = opts.maxOtherCores ?? 0.25;
-  const retries = opts.retries ?? 2;
+  const retries = opts.retries ?? 3;
   const cases = coreCases(!opts.specOnly).filter((c) => !only?.length || only.some((o) => c.name.includes(o)));
   if (cases.length === 0) throw new Error(`no case matches --only ${only?.join(',')}; cases: ${coreCases().map((c) => c.name).join(', ')}`);
   const machine = machineInfo();
@@ -272,16 +152,18 @@ export async function runCore(opts: CoreOptions = {}): Promise<CoreResult> {
       let s: Sample | undefined;
       for (let attempt = 0; attempt <= retries; attempt++) {
         let t: Sample;
+        const probeUs = opts.noProbe ? undefined : await probe();
         try {
           t = c.kind === 'throughput' ? await throughputTrial(c, warmupMs, durationMs) : await latencyTrial(c, warmupMs, durationMs);
         } catch (e) {
           t = { mpps: NaN, gbps: NaN, otherCores: NaN, selfCores: NaN, drops: {}, error: (e as Error).message };
         }
+        t.probeUs = probeUs;
         if (s === undefined || (!t.error && (s.error || t.otherCores < s.otherCores))) s = t;
         s.retries = attempt;
         if (t.error || !(t.otherCores > maxOther)) break;
         log(`  [${round}/${rounds}] ${c.name.padEnd(24)} ${String(c.frameBytes).padStart(4)} B  other processes used ${fmt(t.otherCores)} cores: again`);
-        await sleep(1000);
+        await sleep(2000 * 2 ** attempt);
       }
       if (s === undefined) throw new Error('unreachable');
       samples.get(c)!.push(s);
@@ -289,7 +171,7 @@ export async function runCore(opts: CoreOptions = {}): Promise<CoreResult> {
         : c.kind === 'throughput' ? `${fmt(s.mpps, 3)} Mpps ${fmt(s.gbps)} Gbit/s`
         : `p50 ${fmt(s.p50)} µs p99 ${fmt(s.p99)} µs (${fmt(s.mpps * 1e3, 1)} k rtt/s)` +
           (s.guestSleepsPerRtt !== undefined ? ` sleeps/rtt guest ${fmt(s.guestSleepsPerRtt)} engine ${fmt(s.engineSleepsPerRtt)}` : '');
-      log(`  [${round}/${rounds}] ${c.name.padEnd(24)} ${String(c.frameBytes).padStart(4)} B  ${what}  (other CPU ${fmt(s.otherCores)} cores)`);
+      log(`  [${round}/${rounds}] ${c.name.padEnd(24)} ${String(c.frameBytes).padStart(4)} B  ${what}  (other CPU ${fmt(s.otherCores)} cores, probe ${fmt(s.probeUs)} µs)`);
     }
   }
   const rows = cases.map((c) => summarize(c, samples.get(c)!, maxOther));
@@ -307,14 +189,7 @@ export async function runCore(opts: CoreOptions = {}): Promise<CoreResult> {
     log('diagnostic rows:');
     log(formatTable(rows.filter((r) => r.group === 'diagnostic')));
   }
-  log('');
-  for (const r of rows) {
-    const extra = [...Object.entries(r.drops).map(([k, v]) => `${k}=${v}`), ...(r.lost ? [`lost=${r.lost}`] : []),
-      ...(r.noisyRetries ? [`${r.noisyRetries} trials repeated (machine busy)`] : []),
-      ...(r.noisyKept ? [`${r.noisyKept} kept trials had other processes above ${maxOther} cores`] : []),
-      ...r.errors.map((e) => `error: ${e}`)];
-    if (extra.length) log(`${r.name} ${r.frameBytes} B: ${extra.join(', ')}`);
-  }
+  for (const line of formatNotes(rows, maxOther)) log(line);
   log('threads:');
   for (const r of rows.filter((x, i) => rows.findIndex((y) => y.name === x.name) === i)) log(`  ${r.name}: ${r.threads} (${r.threadNote})`);
   if (targets.length) {

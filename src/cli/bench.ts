@@ -36,6 +36,7 @@ Example:
     .option('--warmup <ms>', 'warm-up per trial in ms, before the window', positiveInt('--warmup'))
     .option('--only <names>', 'comma-separated substrings: run only matching cases (e.g. "raw-ring,svnic-uplink")')
     .option('--spec-only', 'leave out the diagnostic rows')
+    .option('--no-probe', 'skip the 0.1 s placement probe (bare-ring ping-pong) before each trial')
     .option('--max-other-cores <n>', 'repeat a trial (up to twice) when other processes used more CPU than this (default 0.25)', Number)
     .addHelpText('after', `
 Cases (each row reports name, frame bytes, busy threads, Mpps, Gbit/s; latency rows RTT p50/p99):
@@ -57,16 +58,19 @@ Diagnostic rows (they explain the rows above; leave them out with --spec-only):
 
 Throughput counts frames delivered (device/consumer counters), not frames attempted. Every case
 runs once per round; figures are medians over rounds. The machine's load from other processes is
-recorded per trial ("other CPU"). A full run takes about 5 minutes, --quick about 1.5.`)
+recorded per trial ("other CPU"), and so is where the host put the VM's two vCPUs: a 0.1 s
+bare-ring ping-pong before each trial gives about 0.3 µs when they share a host core ("n", near)
+and about 1 µs when they do not ("f", far). A full run takes about 5 minutes, --quick about 1.5.`)
     .action(async (opts: {
       quick?: boolean; json?: string; rounds?: number; duration?: number; warmup?: number; only?: string;
-      specOnly?: boolean; maxOtherCores?: number;
+      specOnly?: boolean; maxOtherCores?: number; probe?: boolean;
     }) => {
       const { runCore } = await import('../../bench/core.js');
       const command = ['svnic', ...process.argv.slice(2)].join(' ');
       const result = await runCore({
         quick: opts.quick, json: opts.json, rounds: opts.rounds, durationMs: opts.duration, warmupMs: opts.warmup,
-        only: opts.only?.split(','), specOnly: opts.specOnly, maxOtherCores: opts.maxOtherCores, command,
+        only: opts.only?.split(','), specOnly: opts.specOnly, maxOtherCores: opts.maxOtherCores,
+        noProbe: opts.probe === false, command,
       });
       if (result.rows.some((r) => r.errors.length > 0)) process.exitCode = 1;
     });
