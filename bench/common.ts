@@ -47,27 +47,42 @@ export interface RttSummary {
   rate: number;
 }
 
-/** Fixed-capacity RTT recorder (µs); no allocation while recording. */
+/**
+ * Fixed-capacity RTT recorder (µs); no allocation while recording. Past its capacity it keeps
+ * counting (for the rate) but stores only every other sample, then every fourth, and so on, so
+ * the percentiles still cover the whole window.
+ */
 export class RttRecorder {
   private readonly s: Float64Array;
+  private stored = 0;
+  private stride = 1;
+  /** Round trips recorded (all of them, stored or not). */
   n = 0;
   lost = 0;
-  constructor(capacity = 4_000_000) {
+  constructor(capacity = 2_000_000) {
     this.s = new Float64Array(capacity);
   }
   add(us: number): void {
-    if (this.n < this.s.length) this.s[this.n++] = us;
+    if (this.n++ % this.stride !== 0) return;
+    if (this.stored === this.s.length) {
+      // Full: keep every other stored sample and double the stride.
+      for (let i = 0; i < this.stored >> 1; i++) this.s[i] = this.s[2 * i]!;
+      this.stored >>= 1;
+      this.stride *= 2;
+      if ((this.n - 1) % this.stride !== 0) return;
+    }
+    this.s[this.stored++] = us;
   }
   summary(elapsedMs: number): RttSummary {
-    const a = this.s.subarray(0, this.n).sort();
+    const a = this.s.subarray(0, this.stored).sort();
     const n = a.length;
     let sum = 0;
     for (let i = 0; i < n; i++) sum += a[i]!;
     return {
-      n, lost: this.lost,
+      n: this.n, lost: this.lost,
       p50us: pct(a, 0.5), p99us: pct(a, 0.99), p999us: pct(a, 0.999),
       minUs: n ? a[0]! : NaN, maxUs: n ? a[n - 1]! : NaN, meanUs: n ? sum / n : NaN,
-      rate: elapsedMs > 0 ? (n / elapsedMs) * 1000 : 0,
+      rate: elapsedMs > 0 ? (this.n / elapsedMs) * 1000 : 0,
     };
   }
 }

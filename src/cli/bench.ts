@@ -37,7 +37,7 @@ Example:
     .option('--only <names>', 'comma-separated substrings: run only matching cases (e.g. "raw-ring,svnic-uplink")')
     .option('--spec-only', 'leave out the diagnostic rows')
     .option('--no-probe', 'skip the 0.1 s placement probe (bare-ring ping-pong) before each trial')
-    .option('--max-other-cores <n>', 'repeat a trial (up to twice) when other processes used more CPU than this (default 0.25)', Number)
+    .option('--max-other-cores <n>', 'repeat a trial (up to 3 times) when other processes used more cores than this; one still disturbed is left out of the medians (default 0.25)', Number)
     .addHelpText('after', `
 Cases (each row reports name, frame bytes, busy threads, Mpps, Gbit/s; latency rows RTT p50/p99):
   raw-ring                  bare SharedArrayBuffer SPSC ring between two workers (the practical limit)
