@@ -253,13 +253,12 @@ export function svnicVif2Vif(frameBytes: number, name = 'svnic-vif2vif', plan: V
 }
 
 /**
- * Who spins in a latency case, in µs of polling before sleeping. `undefined` for device or echo
- * means the component's own default (DeviceOptions.spinUs, EchoUplink spinUs: 100 µs); guests
- * have no default, so the standard cases give them the device's default too.
+ * Who spins in a latency case, in µs of polling before sleeping. `undefined` for the device
+ * means its own default (DeviceOptions.spinUs); guests have no default, so the standard cases give
+ * them the device's default too. The echo uplink runs inside the engine and has no spin of its own.
  */
 export interface SpinPlan {
   device?: number;
-  echo?: number;
   pinger: number;
   ponger?: number;
 }
@@ -267,23 +266,21 @@ export interface SpinPlan {
 const us = (x: number | undefined): string => (x === undefined ? `${DEFAULT_SPIN_US} (default)` : String(x));
 const deviceOpts = (p: SpinPlan) => (p.device === undefined ? { engines: 1 } : { engines: 1, spinUs: p.device });
 
-/** (a) guest <-> echo port at the uplink: guest -> engine -> echo worker -> engine -> guest. */
+/** (a) guest <-> echo port at the uplink: guest -> engine (uplink echoes inside it) -> guest. */
 export function echoRtt(name: string, plan: SpinPlan, group: Group = 'spec'): LatencyCase {
   return {
-    kind: 'latency', group, name, frameBytes: 64, threads: 3, spinUs: plan.pinger,
-    threadNote: `pinger guest + 1 device engine + echo uplink worker: 3 threads on 2 cores; spin µs: guest ${plan.pinger}, device ${us(plan.device)}, echo ${us(plan.echo)}`,
+    kind: 'latency', group, name, frameBytes: 64, threads: 2, spinUs: plan.pinger,
+    threadNote: `pinger guest + 1 device engine (the echo uplink runs inside it); spin µs: guest ${plan.pinger}, device ${us(plan.device)}`,
     async run(warmupMs, durationMs) {
       const hv = new Hypervisor();
       const dev = await hv.createDevice(deviceOpts(plan));
-      const echo = await EchoUplink.attach(dev, plan.echo === undefined ? {} : { spinUs: plan.echo });
+      const echo = await EchoUplink.attach(dev);
       const g = await hv.startGuest({ name: 'ping', module: guestModule('pinger'), args: { spinUs: plan.pinger, warmupMs, durationMs, frameBytes: 64 } });
       try {
         await hv.createVifFor(g, dev, { name: 'ping' });
         g.send({ dst: UPLINK_DST });
         const r = await withTimeout(g.report<RttSummary & LatencyExtra & { kind: string }>((x) => x.kind === 'rtt'), warmupMs + durationMs + 15000, 'echo pinger');
-        const drops = svnicDrops(dev);
-        if (echo.counters().echo_full) drops.echo_full = echo.counters().echo_full;
-        return { ...r, drops, engineSleeps: dev.deviceCounters().sleeps };
+        return { ...r, drops: svnicDrops(dev), engineSleeps: dev.deviceCounters().sleeps };
       } finally {
         await shutdown(hv, null, [g], [() => echo.stop()]);
       }
@@ -318,7 +315,7 @@ export function vif2vifRtt(name: string, plan: SpinPlan, group: Group = 'spec'):
 
 /** The spec's two settings: every thread with the default spin budget, or spinning disabled. */
 const SPIN: SpinPlan = { pinger: DEFAULT_SPIN_US };
-const NO_SPIN: SpinPlan = { device: 0, echo: 0, pinger: 0, ponger: 0 };
+const NO_SPIN: SpinPlan = { device: 0, pinger: 0, ponger: 0 };
 
 export const svnicEchoRtt = (spin: boolean): LatencyCase => echoRtt(`svnic-echo-rtt-${spin ? 'spin' : 'nospin'}`, spin ? SPIN : NO_SPIN);
 export const svnicVif2VifRtt = (spin: boolean): LatencyCase => vif2vifRtt(`svnic-vif2vif-rtt-${spin ? 'spin' : 'nospin'}`, spin ? SPIN : NO_SPIN);
@@ -376,6 +373,3 @@ export function loopRtt(): LatencyCase {
   };
 }
 
-/** Guest <-> echo port with only two spinning threads: guest and engine spin, the echo port sleeps. */
-export const svnicEchoRtt2Spin = (): LatencyCase =>
-  echoRtt('svnic-echo-rtt-2spin', { pinger: DEFAULT_SPIN_US, echo: 0 }, 'diagnostic');

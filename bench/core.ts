@@ -18,7 +18,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import {
-  loopRtt, messagePort, messagePortRtt, rawRing, rawRingRtt, svnicEchoRtt, svnicEchoRtt2Spin, svnicUplink, svnicVif2Vif,
+  loopRtt, messagePort, messagePortRtt, rawRing, rawRingRtt, svnicEchoRtt, svnicUplink, svnicVif2Vif,
   svnicVif2VifOneGuest, svnicVif2VifRtt, svnicVif2VifYield, withTimeout, type Case, type LatencyCase,
   type ThroughputCase,
 } from './cases.js';
@@ -79,7 +79,7 @@ export function coreCases(diagnostics = true): Case[] {
     if (diagnostics) cases.push(svnicVif2VifOneGuest(size), svnicVif2VifYield(size));
   }
   cases.push(rawRingRtt(), messagePortRtt(), svnicEchoRtt(true), svnicEchoRtt(false), svnicVif2VifRtt(true), svnicVif2VifRtt(false));
-  if (diagnostics) cases.push(loopRtt(), svnicEchoRtt2Spin());
+  if (diagnostics) cases.push(loopRtt());
   return cases;
 }
 

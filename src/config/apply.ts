@@ -158,7 +158,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
     for (const dc of config.devices) {
       const d = devices.get(dc.name)!;
       try {
-        if (dc.uplink.kind === 'echo') uplinks.set(dc.name, await EchoUplink.attach(d, { spinUs: dc.uplink.spinUs }));
+        if (dc.uplink.kind === 'echo') uplinks.set(dc.name, await EchoUplink.attach(d));
         else if (dc.uplink.kind === 'wire') {
           if (d.uplinkKind === 'wire') continue; // the other end already connected this wire
           const w = await Wire.connect(d, devices.get(dc.uplink.peer)!);

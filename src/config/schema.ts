@@ -85,8 +85,6 @@ const uplinkSchema = z.preprocess(
     z.strictObject({ kind: z.literal('null') }),
     z.strictObject({
       kind: z.literal('echo'),
-      /** Busy-poll of the echo worker before it sleeps (µs). */
-      spinUs: z.number().min(0).max(1_000_000).default(100),
     }),
     z.strictObject({
       kind: z.literal('wire'),
@@ -150,7 +148,7 @@ export type RawConfig = z.output<typeof configSchema>;
 // ---------------------------------------------------------------------------------------------
 // The validated configuration
 
-export type UplinkConfig = { kind: 'null' } | { kind: 'echo'; spinUs: number } | { kind: 'wire'; peer: string };
+export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string };
 
 export interface DeviceConfig {
   name: string;

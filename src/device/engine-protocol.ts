@@ -15,7 +15,7 @@ export type EngineCommand = { reqId: number } & (
   | { op: 'change-vif'; change: VifChange }
   | { op: 'fdb'; entries: MacEntry[]; slotEngine: number[] }
   | { op: 'fwd'; out: (RingEnd | null)[]; in: SharedArrayBuffer[] }
-  | { op: 'uplink'; toUplink: RingEnd | null; fromUplink: SharedArrayBuffer[] }
+  | { op: 'uplink'; toUplink: RingEnd | null; fromUplink: SharedArrayBuffer[]; reflect: boolean }
   | { op: 'sync' }
   | { op: 'stop' }
 );

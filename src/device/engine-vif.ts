@@ -64,10 +64,13 @@ export class EngineVif {
   active = false;
   /** Touched this loop iteration: used rings need publishing and interrupts deciding. */
   dirty = false;
-  /** Coalescing: an interrupt is wanted but held back since `irqSince` (engine ms clock). */
+  /** Frames completed (either queue) in the current loop iteration. */
+  batchFrames = 0;
+  /** Coalescing: an interrupt is wanted but held back since `irqSince` (engine ms clock)... */
   irqHeld = false;
   irqSince = 0;
-  framesSinceIrq = 0;
+  /** ... covering this many completed frames so far. */
+  heldFrames = 0;
   violationReason = '';
   /** NEEDS_RESET entered and not yet reported to the control plane / the guest. */
   needsReport = false;
@@ -191,7 +194,8 @@ export class EngineVif {
     this.dev = new VirtioNetDevice(mem, layout.queues[QUEUE_GUEST_RX], layout.queues[QUEUE_GUEST_TX],
       hasFeature(drv, F_EVENT_IDX), { mtu: this.mtu, linkUp: this.linkUp }, counters, this.counterBase);
     this.state = VifState.LIVE;
-    this.framesSinceIrq = 0;
+    this.batchFrames = 0;
+    this.heldFrames = 0;
     this.irqHeld = false;
     return true;
   }

@@ -33,6 +33,7 @@ function handle(cmd: EngineCommand): unknown {
       engine.sw.toUplink = cmd.toUplink ? new FrameRing(cmd.toUplink.ring).asProducer() : null;
       engine.sw.toUplinkWake = cmd.toUplink ? new Int32Array(cmd.toUplink.wake) : null;
       engine.sw.fromUplink = cmd.fromUplink.map((r) => new FrameRing(r).asConsumer());
+      engine.sw.reflect = cmd.reflect;
       return null;
     case 'sync':
       return null;

@@ -62,7 +62,9 @@ export class Engine {
   private dirty: EngineVif[] = [];
   private held: EngineVif[] = [];
   readonly sw: Switch;
+  /** Engine-private copy of the frame being switched: header at 0, frame at 12 (4 mod 8). */
   private readonly staging: Uint8Array;
+  private readonly staging32: Int32Array;
   private readonly irqPage: Int32Array | null;
   private idleSince = -1;
   private stopped = false;
@@ -77,7 +79,8 @@ export class Engine {
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
     this.irqPage = cfg.irqPage ? new Int32Array(cfg.irqPage) : null;
-    this.staging = new Uint8Array(NET_HDR_BYTES + maxFrameBytes(9000) + 64);
+    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + maxFrameBytes(9000)) / 64) * 64);
+    this.staging32 = new Int32Array(this.staging.buffer);
     this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
   }
 
@@ -208,12 +211,13 @@ export class Engine {
     const dev = v.dev;
     if (dev === null) return 0;
     const st = this.staging;
+    const st32 = this.staging32;
     const base = v.counterBase;
     const c = this.c;
     const batch = this.cfg.batch;
     let done = 0;
     while (done < batch) {
-      const len = dev.fromGuest(st);
+      const len = dev.fromGuest(st, st32);
       if (len === TX_EMPTY) break;
       if (len === TX_VIOLATION) {
         this.needsReset(v, dev.fromGuestQ.violation);
@@ -233,23 +237,23 @@ export class Engine {
       }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
-      this.sw.fromVif(v, st, f, len);
+      this.sw.fromVif(v, st, st32, f, len);
     }
     if (done !== 0) {
-      v.framesSinceIrq += done;
+      v.batchFrames += done;
       this.markDirty(v);
     }
     return done;
   }
 
   /** Place a frame into a local VIF (counted there on success or drop). */
-  deliver(v: EngineVif, buf: Uint8Array, off: number, len: number): void {
+  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
     const dev = v.dev;
     if (dev === null || v.state !== VifState.LIVE) {
       this.c[v.counterBase + VC.rx_not_ready] += 1;
       return;
     }
-    const r = dev.toGuest(buf, off, len);
+    const r = dev.toGuest(buf, buf32, off, len);
     if (r === RX_VIOLATION) {
       // The frame is lost with the broken queue: count it as every later frame for this VIF will
       // be (rx_not_ready), so frames in = frames out + counted drops holds (ARCHITECTURE.md rule 8).
@@ -257,7 +261,7 @@ export class Engine {
       this.needsReset(v, dev.toGuestQ.violation);
       return;
     }
-    v.framesSinceIrq++;
+    v.batchFrames++;
     this.markDirty(v);
   }
 
@@ -293,8 +297,11 @@ export class Engine {
       if ((dev.fromGuestQ.wantsInterrupt() || want) && !v.irqHeld) {
         v.irqHeld = true;
         v.irqSince = now;
+        v.heldFrames = 0;
         this.held.push(v);
       }
+      if (v.irqHeld) v.heldFrames += v.batchFrames;
+      v.batchFrames = 0;
     }
     d.length = 0;
     this.sw.publishRings();
@@ -306,7 +313,7 @@ export class Engine {
     for (let i = 0; i < h.length; ) {
       const v = h[i]!;
       const co = v.coalesce;
-      if (v.framesSinceIrq >= co.frames || (now - v.irqSince) * 1000 >= co.usecs) {
+      if (v.heldFrames >= co.frames || (now - v.irqSince) * 1000 >= co.usecs) {
         this.raiseIrq(v);
         h[i] = h[h.length - 1]!;
         h.pop();
@@ -317,9 +324,10 @@ export class Engine {
   }
 
   private raiseIrq(v: EngineVif): void {
-    if (v.irqHeld && v.framesSinceIrq > 1) this.c[v.counterBase + VC.irq_coalesced] += v.framesSinceIrq - 1;
+    // Frames that shared this interrupt beyond the first: interrupts saved by coalescing.
+    if (v.irqHeld && v.heldFrames > 1) this.c[v.counterBase + VC.irq_coalesced] += v.heldFrames - 1;
     v.irqHeld = false;
-    v.framesSinceIrq = 0;
+    v.heldFrames = 0;
     this.c[v.counterBase + VC.irq_raised] += 1;
     if (this.irqPage !== null) {
       ringDoorbell(this.irqPage, v.slot); // hypervisor mode: pending bit + master notification
@@ -354,18 +362,18 @@ export class Engine {
     const ec = this.ec;
     const db = this.db;
     let last = performance.now();
+    let busy = false; // did the previous iteration find work?
     while (!this.stopped) {
+      // One clock read per iteration: the time since the last read goes to busy or idle
+      // according to what the previous iteration found.
       const now = performance.now();
-      const work = this.step(now);
-      const after = performance.now();
-      if (work !== 0) {
-        c[ec + EC.busy_ns] += (after - now) * 1e6;
+      c[ec + (busy ? EC.busy_ns : EC.idle_ns)] += (now - last) * 1e6;
+      last = now;
+      busy = this.step(now) !== 0;
+      if (busy) {
         this.idleSince = -1;
-        last = after;
         continue;
       }
-      c[ec + EC.idle_ns] += (after - last) * 1e6;
-      last = after;
       if (this.idleSince < 0) this.idleSince = now;
       if ((now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
       // Going to sleep: announce it, then re-check every source (no lost wake-up; doorbell.ts).
@@ -379,9 +387,6 @@ export class Engine {
       c[ec + EC.sleeps] += 1;
       const r = Atomics.wait(db, W.WAKE, seen, timeout);
       Atomics.store(db, W.SLEEPING, 0);
-      const woke = performance.now();
-      c[ec + EC.idle_ns] += (woke - last) * 1e6;
-      last = woke;
       if (r === 'timed-out') this.sweep();
       else c[ec + EC.wakeups] += 1;
       this.idleSince = -1;

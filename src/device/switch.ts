@@ -18,7 +18,7 @@ import { FrameRing } from '../layout/frame-ring.js';
 import { EC } from '../layout/counters.js';
 import { wake } from '../layout/doorbell.js';
 import { MacTable } from './mac-table.js';
-import { copyBytes } from './copy.js';
+import { copyFrame } from './copy.js';
 import { MIN_FRAME } from './virtio-net-device.js';
 import type { EngineVif } from './engine-vif.js';
 import type { Engine } from './engine.js';
@@ -27,6 +27,7 @@ export const FWD_FLOOD = 0x80000000;
 export const FWD_SLOT_MASK = 0xffff;
 export const NO_SLOT = 0xffff;
 export const MAX_SEGMENT = 0x3fff;
+const ECHO_AT = 12; // frames at 4 mod 8, as everywhere (device/copy.ts)
 export const fwdSegment = (meta: number): number => (meta >>> 16) & MAX_SEGMENT;
 
 interface Segment {
@@ -51,6 +52,10 @@ export class Switch {
   toUplink: FrameRing | null = null;
   toUplinkWake: Int32Array | null = null;
   fromUplink: FrameRing[] = [];
+  /** Echo uplink: frames sent to the uplink come straight back with their MACs swapped. */
+  reflect = false;
+  private readonly echo8 = new Uint8Array(Math.ceil((ECHO_AT + 14 + 4 + 9000) / 64) * 64);
+  private readonly echo32 = new Int32Array(this.echo8.buffer);
   maxFrame = 14 + 4 + 9000;
 
   constructor(eng: Engine, me: number, engines: number, maxVifs: number) {
@@ -85,113 +90,114 @@ export class Switch {
   }
 
   /** A frame a local VIF sent (already checked for spoofing), in device memory at buf[off..]. */
-  fromVif(src: EngineVif, buf: Uint8Array, off: number, len: number): void {
+  fromVif(src: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
     const segment = src.segment;
     if ((buf[off]! & 1) !== 0) {
-      const n = this.floodLocal(segment, src.slot, buf, off, len) +
-        this.floodEngines(segment, src.slot, buf, off, len) + this.toUplinkRing(segment, buf, off, len);
+      const n = this.floodLocal(segment, src.slot, buf, buf32, off, len) +
+        this.floodEngines(segment, src.slot, buf, buf32, off, len) + this.toUplinkRing(segment, buf, buf32, off, len);
       this.countCopies(n);
       return;
     }
     const slot = this.fdb.lookup(segment, buf, off);
-    let n = slot >= 0 ? this.unicast(slot, segment, buf, off, len) : this.toUplinkRing(segment, buf, off, len);
-    n += this.promiscCopies(segment, src.slot, slot, buf, off, len);
+    let n = slot >= 0 ? this.unicast(slot, segment, buf, buf32, off, len) : this.toUplinkRing(segment, buf, buf32, off, len);
+    n += this.promiscCopies(segment, src.slot, slot, buf, buf32, off, len);
     this.countCopies(n);
   }
 
   /** A frame that arrived from the uplink. */
-  private fromUplinkFrame(segment: number, buf: Uint8Array, off: number, len: number): void {
+  private fromUplinkFrame(segment: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
     if ((buf[off]! & 1) !== 0) {
-      this.countCopies(this.floodLocal(segment, NO_SLOT, buf, off, len) + this.floodEngines(segment, NO_SLOT, buf, off, len));
+      this.countCopies(this.floodLocal(segment, NO_SLOT, buf, buf32, off, len) + this.floodEngines(segment, NO_SLOT, buf, buf32, off, len));
       return;
     }
     const slot = this.fdb.lookup(segment, buf, off);
-    let n = slot >= 0 ? this.unicast(slot, segment, buf, off, len) : 0;
-    n += this.promiscCopies(segment, NO_SLOT, slot, buf, off, len);
+    let n = slot >= 0 ? this.unicast(slot, segment, buf, buf32, off, len) : 0;
+    n += this.promiscCopies(segment, NO_SLOT, slot, buf, buf32, off, len);
     if (slot < 0 && n === 0) this.c[this.ec + EC.uplink_rx_unknown_dst] += 1;
     else this.countCopies(n);
   }
 
   /** A frame another engine forwarded to this one. */
-  private fromEngineFrame(meta: number, buf: Uint8Array, off: number, len: number): void {
+  private fromEngineFrame(meta: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
     const segment = fwdSegment(meta);
     const slot = meta & FWD_SLOT_MASK;
     if ((meta & FWD_FLOOD) !== 0) {
-      this.countCopies(this.floodLocal(segment, slot, buf, off, len));
+      this.countCopies(this.floodLocal(segment, slot, buf, buf32, off, len));
       return;
     }
     const v = this.eng.vifs[slot];
     let n = 1;
     if (v === undefined || v.segment !== segment) this.c[this.ec + EC.vif_gone] += 1;
-    else this.eng.deliver(v, buf, off, len);
-    n += this.promiscCopies(segment, NO_SLOT, slot, buf, off, len);
+    else this.eng.deliver(v, buf, buf32, off, len);
+    n += this.promiscCopies(segment, NO_SLOT, slot, buf, buf32, off, len);
     this.countCopies(n);
   }
 
-  private unicast(slot: number, segment: number, buf: Uint8Array, off: number, len: number): number {
+  private unicast(slot: number, segment: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
     const e = this.slotEngine[slot]!;
     if (e === this.me) {
       const v = this.eng.vifs[slot];
       if (v === undefined) this.c[this.ec + EC.vif_gone] += 1;
-      else this.eng.deliver(v, buf, off, len);
+      else this.eng.deliver(v, buf, buf32, off, len);
       return 1;
     }
     if (e < 0) {
       this.c[this.ec + EC.vif_gone] += 1;
       return 1;
     }
-    return this.toEngine(e, (segment << 16) | slot, buf, off, len);
+    return this.toEngine(e, (segment << 16) | slot, buf, buf32, off, len);
   }
 
-  private floodLocal(segment: number, except: number, buf: Uint8Array, off: number, len: number): number {
+  private floodLocal(segment: number, except: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
     const local = this.seg(segment).local;
     let n = 0;
     for (let i = 0; i < local.length; i++) {
       const v = local[i]!;
       if (v.slot !== except && v.accepts(buf, off)) {
-        this.eng.deliver(v, buf, off, len);
+        this.eng.deliver(v, buf, buf32, off, len);
         n++;
       }
     }
     return n;
   }
 
-  private floodEngines(segment: number, srcSlot: number, buf: Uint8Array, off: number, len: number): number {
+  private floodEngines(segment: number, srcSlot: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
     let n = 0;
     const out = this.fwdOut;
     for (let e = 0; e < out.length; e++) {
-      if (out[e] !== null) n += this.toEngine(e, (FWD_FLOOD | (segment << 16) | srcSlot) >>> 0, buf, off, len);
+      if (out[e] !== null) n += this.toEngine(e, (FWD_FLOOD | (segment << 16) | srcSlot) >>> 0, buf, buf32, off, len);
     }
     return n;
   }
 
-  private promiscCopies(segment: number, src: number, dst: number, buf: Uint8Array, off: number, len: number): number {
+  private promiscCopies(segment: number, src: number, dst: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
     const p = this.seg(segment).promisc;
     let n = 0;
     for (let i = 0; i < p.length; i++) {
       const v = p[i]!;
       if (v.slot !== src && v.slot !== dst) {
-        this.eng.deliver(v, buf, off, len);
+        this.eng.deliver(v, buf, buf32, off, len);
         n++;
       }
     }
     return n;
   }
 
-  private toEngine(e: number, meta: number, buf: Uint8Array, off: number, len: number): number {
+  private toEngine(e: number, meta: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
     const r = this.fwdOut[e]!;
     const slot = r.reserve();
     if (slot < 0) {
       this.c[this.ec + EC.fwd_full] += 1;
       return 1;
     }
-    copyBytes(r.bytes, FrameRing.data(slot), buf, off, len);
+    copyFrame(r.bytes, r.i32, FrameRing.data(slot), buf, buf32, off, len);
     r.commit(slot, len, meta);
     this.c[this.ec + EC.fwd_out_frames] += 1;
     return 1;
   }
 
-  private toUplinkRing(segment: number, buf: Uint8Array, off: number, len: number): number {
+  private toUplinkRing(segment: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
+    if (this.reflect) return this.reflectBack(segment, buf, buf32, off, len);
     const r = this.toUplink;
     if (r !== null) {
       const slot = r.reserve();
@@ -199,11 +205,32 @@ export class Switch {
         this.c[this.ec + EC.uplink_tx_full] += 1;
         return 1;
       }
-      copyBytes(r.bytes, FrameRing.data(slot), buf, off, len);
+      copyFrame(r.bytes, r.i32, FrameRing.data(slot), buf, buf32, off, len);
       r.commit(slot, len, segment);
     }
     this.c[this.ec + EC.uplink_tx_frames] += 1;
     this.c[this.ec + EC.uplink_tx_bytes] += len;
+    return 1;
+  }
+
+  /**
+   * The echo uplink, inside the engine: the frame leaves by the uplink and comes back at once with
+   * destination and source swapped, as from a host that answers everything. Counted both ways.
+   */
+  private reflectBack(segment: number, buf: Uint8Array, buf32: Int32Array, off: number, len: number): number {
+    const e = this.echo8;
+    copyFrame(e, this.echo32, ECHO_AT, buf, buf32, off, len);
+    for (let i = ECHO_AT; i < ECHO_AT + 6; i++) {
+      const t = e[i]!;
+      e[i] = e[i + 6]!;
+      e[i + 6] = t;
+    }
+    const c = this.c;
+    c[this.ec + EC.uplink_tx_frames] += 1;
+    c[this.ec + EC.uplink_tx_bytes] += len;
+    c[this.ec + EC.uplink_rx_frames] += 1;
+    c[this.ec + EC.uplink_rx_bytes] += len;
+    this.fromUplinkFrame(segment, e, this.echo32, ECHO_AT, len); // never goes back to the uplink
     return 1;
   }
 
@@ -223,7 +250,7 @@ export class Switch {
         else {
           c[ec + EC.uplink_rx_frames] += 1;
           c[ec + EC.uplink_rx_bytes] += len;
-          this.fromUplinkFrame(FrameRing.meta(r, s) & MAX_SEGMENT, r.bytes, FrameRing.data(s), len);
+          this.fromUplinkFrame(FrameRing.meta(r, s) & MAX_SEGMENT, r.bytes, r.i32, FrameRing.data(s), len);
         }
         r.advance();
         n++;
@@ -236,7 +263,7 @@ export class Switch {
       let n = 0;
       for (let s = r.peek(); s >= 0 && n < batch; s = r.peek()) {
         c[ec + EC.fwd_in_frames] += 1;
-        this.fromEngineFrame(FrameRing.meta(r, s), r.bytes, FrameRing.data(s), Math.min(FrameRing.len(r, s), r.maxFrame));
+        this.fromEngineFrame(FrameRing.meta(r, s), r.bytes, r.i32, FrameRing.data(s), Math.min(FrameRing.len(r, s), r.maxFrame));
         r.advance();
         n++;
       }

@@ -19,7 +19,7 @@ import {
 } from '../virtio/constants.js';
 import { VC } from '../layout/counters.js';
 import { maxFrameBytes } from '../layout/vif.js';
-import { copyBytes } from './copy.js';
+import { copyFrame } from './copy.js';
 
 export const MIN_FRAME = 14; // an Ethernet header
 
@@ -83,10 +83,10 @@ export class VirtioNetDevice {
 
   /**
    * Take one frame from the guest's transmit queue and copy it (header + frame) into `staging`
-   * starting at 0. Returns the frame length (frame at staging[NET_HDR_BYTES..]), TX_DROPPED when a
+   * (with `staging32`, an Int32 view of the same bytes) starting at 0. Returns the frame length (frame at staging[NET_HDR_BYTES..]), TX_DROPPED when a
    * bad chain was consumed and counted, TX_EMPTY, or TX_VIOLATION.
    */
-  fromGuest(staging: Uint8Array): number {
+  fromGuest(staging: Uint8Array, staging32: Int32Array): number {
     const q = this.fromGuestQ;
     const head = q.nextHead();
     if (head === EMPTY) return TX_EMPTY;
@@ -119,7 +119,7 @@ export class VirtioNetDevice {
           const off = this.mem.resolve(q.dAddrLo, q.dAddrHi, len);
           if (off < 0) bad = VC.tx_bad_addr;
           else {
-            copyBytes(staging, total, this.mem.hit, off, len);
+            copyFrame(staging, staging32, total, this.mem.hit, this.mem.hit32, off, len);
             total += len;
           }
         }
@@ -156,10 +156,10 @@ export class VirtioNetDevice {
   }
 
   /**
-   * Place one frame (src[off..off+len], already in device memory) into the guest's receive queue.
-   * Returns RX_OK, RX_DROPPED (counted) or RX_VIOLATION.
+   * Place one frame (src[off..off+len], already in device memory; src32 an Int32 view of the same
+   * bytes) into the guest's receive queue. Returns RX_OK, RX_DROPPED (counted) or RX_VIOLATION.
    */
-  toGuest(src: Uint8Array, off: number, len: number): number {
+  toGuest(src: Uint8Array, src32: Int32Array, off: number, len: number): number {
     if (!this.linkUp) return this.rxDrop(VC.rx_link_down);
     if (len > maxFrameBytes(this.mtu)) return this.rxDrop(VC.rx_oversize);
     const q = this.toGuestQ;
@@ -193,7 +193,7 @@ export class VirtioNetDevice {
           const dst = this.mem.resolve(q.dAddrLo, q.dAddrHi, chunk);
           if (dst < 0) bad = VC.rx_bad_addr;
           else {
-            this.copyOut(src, off, dst, written, chunk);
+            this.copyOut(src, src32, off, dst, written, chunk);
             written += chunk;
           }
         }
@@ -219,7 +219,7 @@ export class VirtioNetDevice {
   }
 
   /** Copy bytes [pos, pos+chunk) of (virtio header ++ frame) into guest memory at dst. */
-  private copyOut(src: Uint8Array, off: number, dst: number, pos: number, chunk: number): void {
+  private copyOut(src: Uint8Array, src32: Int32Array, off: number, dst: number, pos: number, chunk: number): void {
     const out = this.mem.hit;
     let p = pos;
     let d = dst;
@@ -232,7 +232,7 @@ export class VirtioNetDevice {
       left -= h;
     }
     if (left > 0) {
-      copyBytes(out, d, src, off + p - NET_HDR_BYTES, left);
+      copyFrame(out, this.mem.hit32, d, src, src32, off + p - NET_HDR_BYTES, left);
     }
   }
 

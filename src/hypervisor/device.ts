@@ -345,10 +345,13 @@ export class Device extends EventEmitter {
     });
   }
 
-  /** Give engine `i` its uplink rings (used by uplinks; null toUplink = counted sink). */
-  async attachUplink(i: number, toUplink: RingEnd | null, fromUplink: SharedArrayBuffer[]): Promise<void> {
+  /**
+   * Give engine `i` its uplink rings (used by uplinks; null toUplink = counted sink). With
+   * `reflect`, the engine itself echoes every frame sent to the uplink back into the device.
+   */
+  async attachUplink(i: number, toUplink: RingEnd | null, fromUplink: SharedArrayBuffer[], reflect = false): Promise<void> {
     this.live();
-    await this.engines[i]!.call({ op: 'uplink', toUplink, fromUplink });
+    await this.engines[i]!.call({ op: 'uplink', toUplink, fromUplink, reflect });
   }
 
   /** Wait until every engine has applied all earlier commands (a barrier, not a drain). */

@@ -10,17 +10,19 @@
  *  0x040 | TAIL u32: frames consumed by the consumer       |  own 64 B line, consumer writes
  *  0x080 | slot count u32 | slot bytes u32 (immutable)     |
  *  0x0C0 +-------------------------------------------------+ SLOTS_OFFSET
- *        | slot 0: len u32 | meta u32 | 8 B pad | data ... |  SLOT_HEADER = 16
+ *        | slot 0: len u32 | meta u32 | 12 B pad | data ...|  SLOT_HEADER = 20
  *        | slot 1: ...                                     |
  *        +-------------------------------------------------+
  * ```
+ * Slots start on 64 B lines and data at +20, so a frame sits at 4 mod 8 like everywhere else in
+ * svnic (device/copy.ts explains why).
  * HEAD and TAIL are free-running u32 counters (wrap at 2^32); the ring holds HEAD - TAIL frames.
  * `meta` is owned by the link that uses the ring (see device/forward.ts for engine-to-engine use).
  */
 
 export const R = { HEAD: 0, TAIL: 16, SLOTS: 32, SLOT_BYTES: 33 } as const; // Uint32Array indices
 export const SLOTS_OFFSET = 0xc0;
-export const SLOT_HEADER = 16;
+export const SLOT_HEADER = 20;
 
 export function createFrameRing(slots: number, maxFrame: number): SharedArrayBuffer {
   if ((slots & (slots - 1)) !== 0 || slots < 2) throw new RangeError(`ring slots must be a power of two >= 2, got ${slots}`);
@@ -42,6 +44,7 @@ export class FrameRing {
   readonly sab: SharedArrayBuffer;
   readonly u32: Uint32Array;
   readonly bytes: Uint8Array;
+  readonly i32: Int32Array;
   readonly slots: number;
   readonly slotBytes: number;
   readonly maxFrame: number;
@@ -55,6 +58,7 @@ export class FrameRing {
     this.sab = sab;
     this.u32 = new Uint32Array(sab);
     this.bytes = new Uint8Array(sab);
+    this.i32 = new Int32Array(sab);
     this.slots = this.u32[R.SLOTS]!;
     this.slotBytes = this.u32[R.SLOT_BYTES]!;
     this.maxFrame = this.slotBytes - SLOT_HEADER;

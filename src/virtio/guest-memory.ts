@@ -9,6 +9,8 @@
  */
 export interface GuestMemory {
   hit: Uint8Array;
+  /** Int32 view of the same bytes as `hit` (from byte 0), for word copies. */
+  hit32: Int32Array;
   resolve(addrLo: number, addrHi: number, len: number): number;
   /** Typed view for ring structures (set-up time only; may allocate). Null if out of range. */
   region(addr: number, len: number): { buffer: ArrayBufferLike; byteOffset: number } | null;
@@ -17,11 +19,13 @@ export interface GuestMemory {
 /** An isolate's VIF buffer: guest address = byte offset; only [lowest, byteLength) is guest memory. */
 export class SabGuestMemory implements GuestMemory {
   hit: Uint8Array;
+  hit32: Int32Array;
   private readonly lowest: number;
   private readonly end: number;
 
   constructor(sab: SharedArrayBuffer, lowest: number) {
     this.hit = new Uint8Array(sab);
+    this.hit32 = new Int32Array(sab, 0, sab.byteLength >>> 2);
     this.lowest = lowest;
     this.end = sab.byteLength;
   }

@@ -141,3 +141,24 @@ test('interrupt coalescing holds an interrupt until N frames or T microseconds',
   step(0.6);
   assert.equal(irq(), i0 + 2, 'released after 1000 µs');
 });
+
+test('the echo uplink returns a frame sent to the uplink with its MACs swapped, counted both ways', () => {
+  const w = world();
+  w.rig.engine.sw.reflect = true;
+  const REMOTE = '02:be:ef:00:00:01';
+  const f = ethFrame(REMOTE, MAC[0]!, 80, 7);
+  w.send(0, f);
+  assert.equal(w.nics[0]!.receive(), 1);
+  const back = w.nics[0]!.frame(0);
+  assert.deepEqual(back.subarray(0, 6), f.subarray(6, 12));
+  assert.deepEqual(back.subarray(6, 12), f.subarray(0, 6));
+  assert.deepEqual(back.subarray(12), f.subarray(12));
+  w.nics[0]!.release();
+  // A broadcast echoes back as a unicast to its sender (and still reaches the segment once).
+  w.send(0, ethFrame(BCAST, MAC[0]!));
+  assert.deepEqual(w.got(), [1, 1, 1, 1]);
+  const e = w.rig.engineCounters();
+  assert.equal(e.uplink_tx_frames, 2);
+  assert.equal(e.uplink_rx_frames, 2);
+  assert.equal(w.rig.unaccounted(), 0);
+});
