@@ -45,7 +45,8 @@ function print(r: DemoResult): void {
   ));
   const p = r.phases;
   console.log();
-  console.log(`all-to-all    ${p.allToAll.frames} frames in ${p.allToAll.seconds.toFixed(2)} s = ${(p.allToAll.pps / 1e6).toFixed(2)} Mpps (${r.vifs.length - 1} guests + 1 engine on ${r.machine.cpus} cores)`);
+  console.log(`all-to-all    ${p.allToAll.frames} of ${p.allToAll.offered} frames delivered in ${p.allToAll.seconds.toFixed(2)} s = ${(p.allToAll.pps / 1e6).toFixed(2)} Mpps (${r.vifs.length - 1} guests + 1 engine on ${r.machine.cpus} cores)`);
+  console.log(`              the senders do not wait for the receivers: frames for a guest whose receive ring was full while it was off-CPU are dropped and counted (rx_no_buffer)`);
   console.log(`broadcast     ${p.broadcast.sent} frames sent, ${p.broadcast.deliveredCopies} copies delivered`);
   console.log(`anti-spoofing ${p.spoof.attempted} spoofed frames, ${p.spoof.blocked} blocked by the device, ${p.spoof.receivedByVictims} reached a guest`);
   console.log(`ping-pong     ${p.pingPong.answered}/${p.pingPong.pings} answered, RTT p50 ${p.pingPong.rttP50us.toFixed(1)} µs, p99 ${p.pingPong.rttP99us.toFixed(1)} µs (${p.pingPong.threads}; ${r.machine.cpus} cores)`);
