@@ -12,11 +12,9 @@
 import { Engine } from '../../src/device/engine.js';
 import { createWakePage } from '../../src/layout/doorbell.js';
 import { createCounters, readEngineCounters } from '../../src/layout/counters.js';
-import { H, i32, vifLayout, VIF_MAGIC, VIF_LAYOUT_VERSION, QUEUE_COUNT } from '../../src/layout/vif.js';
 import { createFrameRing, FrameRing } from '../../src/layout/frame-ring.js';
-import { DEVICE_FEATURES } from '../../src/hypervisor/device.js';
+import { DEVICE_FEATURES, createVifMemory } from '../../src/hypervisor/device.js';
 import { VirtioNetDriver } from '../../src/guest/driver.js';
-import { parseMac } from '../../src/device/mac-table.js';
 import { alignedFor, makeFrame, macBytes } from '../common.js';
 
 const frameBytes = Number(process.argv[2] ?? 64);
@@ -24,21 +22,7 @@ const mode = process.argv[3] ?? 'null';
 const MAC = '02:53:00:00:00:01';
 const Q = 256;
 
-// VIF memory exactly as Device.createVif lays it out (layout/vif.ts).
-const L = vifLayout(Q, 1500);
-const sab = new SharedArrayBuffer(L.byteLength);
-const h = new Int32Array(sab, 0, 1024);
-h[i32(H.MAGIC)] = VIF_MAGIC;
-h[i32(H.LAYOUT_VERSION)] = VIF_LAYOUT_VERSION;
-h[i32(H.QUEUE_SIZE)] = Q;
-h[i32(H.QUEUE_COUNT)] = QUEUE_COUNT;
-h[i32(H.DEVICE_FEATURES_LO)] = DEVICE_FEATURES.lo;
-h[i32(H.DEVICE_FEATURES_HI)] = DEVICE_FEATURES.hi;
-h[i32(H.MTU)] = 1500;
-h[i32(H.BUFFERS_OFFSET)] = L.buffersOffset;
-h[i32(H.BUFFERS_SIZE)] = L.buffersSize;
-h[i32(H.DOORBELL_BIT)] = 0;
-new Uint8Array(sab, H.MAC, 6).set(parseMac(MAC)!);
+const sab = createVifMemory(0, Q, 1500, MAC);
 
 const doorbell = createWakePage(1024);
 const counters = createCounters(1024, 1);

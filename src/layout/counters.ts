@@ -79,3 +79,24 @@ export function readEngineCounters(f64: Float64Array, maxVifs: number, engine: n
   ENGINE_COUNTERS.forEach((n, i) => (out[n] = f64[base + i]!));
   return out;
 }
+
+/**
+ * The switch's conservation law (device/switch.ts) over a whole counter block, for a quiet device:
+ * frames in (guest tx_frames, uplink_rx_frames, fwd_in_frames) + flood_copies - outcomes (guest
+ * rx_frames and receive drops, uplink_tx_frames, fwd_out_frames, device drops). 0 = nothing lost.
+ */
+export function unaccountedFrames(f64: Float64Array, maxVifs: number, engines: number): number {
+  const rxDrops = VIF_DROP_COUNTERS.filter((k) => k.startsWith('rx_'));
+  let balance = 0;
+  for (let e = 0; e < engines; e++) {
+    const d = readEngineCounters(f64, maxVifs, e);
+    balance += d.uplink_rx_frames + d.fwd_in_frames + d.flood_copies - d.uplink_tx_frames - d.fwd_out_frames;
+    for (const k of ENGINE_DROP_COUNTERS) balance -= d[k];
+  }
+  for (let s = 0; s < maxVifs; s++) {
+    const c = readVifCounters(f64, s);
+    balance += c.tx_frames - c.rx_frames;
+    for (const k of rxDrops) balance -= c[k];
+  }
+  return balance;
+}

@@ -10,7 +10,7 @@ import { Engine, type EngineEvent } from '../../src/device/engine.js';
 import type { VifSpec } from '../../src/device/engine-vif.js';
 import { createWakePage, ring } from '../../src/layout/doorbell.js';
 import {
-  createCounters, readVifCounters, readEngineCounters, ENGINE_DROP_COUNTERS, VIF_DROP_COUNTERS,
+  createCounters, readVifCounters, readEngineCounters, unaccountedFrames,
   type VifCounter, type EngineCounter,
 } from '../../src/layout/counters.js';
 import { H, i32, vifLayout, QUEUE_GUEST_RX, QUEUE_GUEST_TX, type QueueLayout, type VifLayout } from '../../src/layout/vif.js';
@@ -102,15 +102,7 @@ export class Rig {
    * frames in + flood copies - (deliveries + frames out + counted drops). 0 = nothing lost.
    */
   unaccounted(): number {
-    const d = this.engineCounters();
-    let inFrames = d.uplink_rx_frames + d.fwd_in_frames + d.flood_copies;
-    let out = d.uplink_tx_frames + d.fwd_out_frames + ENGINE_DROP_COUNTERS.reduce((s, k) => s + d[k], 0);
-    for (let s = 0; s < this.maxVifs; s++) {
-      const c = this.vifCounters(s);
-      inFrames += c.tx_frames;
-      out += c.rx_frames + VIF_DROP_COUNTERS.filter((k) => k.startsWith('rx_')).reduce((a, k) => a + c[k], 0);
-    }
-    return inFrames - out;
+    return unaccountedFrames(this.f64, this.maxVifs, 1);
   }
 }
 
