@@ -26,7 +26,7 @@ const sab = createVifMemory(0, Q, 1500, MAC);
 
 const doorbell = createWakePage(1024);
 const counters = createCounters(1024, 1);
-const eng = new Engine({ index: 0, engines: 1, maxVifs: 1024, doorbell, counters, irqMode: 'direct', spinUs: 100, sweepMs: 100, batch: 32 });
+const eng = new Engine({ index: 0, engines: 1, maxVifs: 1024, doorbell, control: createWakePage(32), counters, irqMode: 'direct', spinUs: 100, sweepMs: 100, batch: 32 });
 eng.addVif({
   slot: 0, sab, queueSize: Q, mac: MAC, mtu: 1500, segment: 0, linkUp: true, promiscuous: false, multicast: [],
   coalesce: { frames: 1, usecs: 0 }, deviceFeatures: DEVICE_FEATURES,

@@ -22,4 +22,4 @@ export type EngineCommand = { reqId: number } & (
 
 export type EngineReply =
   | { type: 'ack'; reqId: number; result?: unknown; error?: string }
-  | { type: 'event'; event: { type: 'needs-reset'; slot: number; reason: string } };
+  | { type: 'event'; event: import('./engine.js').EngineEvent };

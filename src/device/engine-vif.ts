@@ -71,6 +71,8 @@ export class EngineVif {
   irqSince = 0;
   /** ... covering this many completed frames so far. */
   heldFrames = 0;
+  /** On the engine's list of held interrupts (may outlive irqHeld until the list is walked). */
+  inHeld = false;
   violationReason = '';
   /** NEEDS_RESET entered and not yet reported to the control plane / the guest. */
   needsReport = false;

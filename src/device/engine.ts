@@ -24,6 +24,8 @@ export interface EngineConfig {
   engines: number;
   maxVifs: number;
   doorbell: SharedArrayBuffer;
+  /** Private wake-page-shaped page (never granted to guests) whose CONTROL word flags commands. */
+  control: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   irqMode: IrqMode;
   /** Hypervisor mode: the interrupt router's wake page (pending vector + master notification). */
@@ -36,11 +38,9 @@ export interface EngineConfig {
   batch: number;
 }
 
-export interface EngineEvent {
-  type: 'needs-reset';
-  slot: number;
-  reason: string;
-}
+export type EngineEvent =
+  | { type: 'needs-reset'; slot: number; reason: string }
+  | { type: 'recovered'; slot: number };
 
 export interface VifChange {
   slot: number;
@@ -55,6 +55,9 @@ export interface VifChange {
 export class Engine {
   readonly cfg: EngineConfig;
   readonly db: Int32Array;
+  private readonly ctl: Int32Array;
+  /** SUMMARY bits that name real bitmap words; a guest may set the others. */
+  private readonly summaryMask: number;
   readonly c: Float64Array;
   readonly ec: number; // base index of this engine's counter row
   readonly vifs: (EngineVif | undefined)[];
@@ -75,6 +78,9 @@ export class Engine {
   constructor(cfg: EngineConfig) {
     this.cfg = cfg;
     this.db = new Int32Array(cfg.doorbell);
+    this.ctl = new Int32Array(cfg.control);
+    const words = Math.ceil(cfg.maxVifs / 32);
+    this.summaryMask = words >= 32 ? -1 : (1 << words) - 1;
     this.c = new Float64Array(cfg.counters);
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
@@ -87,8 +93,7 @@ export class Engine {
   // ---- control (called between iterations) -------------------------------------------------
 
   addVif(spec: VifSpec): void {
-    const v = new EngineVif(spec);
-    this.c.fill(0, v.counterBase, v.counterBase + VC.resets + 1);
+    const v = new EngineVif(spec); // its counter row was zeroed by the control plane
     this.vifs[spec.slot] = v;
     v.publishConfig();
     this.sw.rebuildSegments();
@@ -149,8 +154,8 @@ export class Engine {
   step(now: number): number {
     const db = this.db;
     let work = 0;
-    if (Atomics.load(db, W.CONTROL) !== 0) {
-      Atomics.store(db, W.CONTROL, 0);
+    if (Atomics.load(this.ctl, W.CONTROL) !== 0) {
+      Atomics.store(this.ctl, W.CONTROL, 0);
       this.onControl();
       work++;
     }
@@ -175,7 +180,7 @@ export class Engine {
 
   private takeDoorbells(): number {
     const db = this.db;
-    let sum = Atomics.exchange(db, W.SUMMARY, 0);
+    let sum = Atomics.exchange(db, W.SUMMARY, 0) & this.summaryMask;
     let n = 0;
     while (sum !== 0) {
       const w = 31 - Math.clz32(sum);
@@ -198,8 +203,10 @@ export class Engine {
 
   /** A VIF rang (or was swept): follow its driver status and put it on the active list if live. */
   private kicked(v: EngineVif): void {
+    const wasBroken = v.state === VifState.NEEDS_RESET;
     const live = v.syncStatus(this.c);
     if (v.needsReport) this.reportNeedsReset(v);
+    else if (wasBroken && v.state !== VifState.NEEDS_RESET) this.onEvent({ type: 'recovered', slot: v.slot });
     if (live && !v.active) {
       v.active = true;
       this.active.push(v);
@@ -298,7 +305,10 @@ export class Engine {
         v.irqHeld = true;
         v.irqSince = now;
         v.heldFrames = 0;
-        this.held.push(v);
+        if (!v.inHeld) {
+          v.inHeld = true;
+          this.held.push(v);
+        }
       }
       if (v.irqHeld) v.heldFrames += v.batchFrames;
       v.batchFrames = 0;
@@ -313,8 +323,9 @@ export class Engine {
     for (let i = 0; i < h.length; ) {
       const v = h[i]!;
       const co = v.coalesce;
-      if (v.heldFrames >= co.frames || (now - v.irqSince) * 1000 >= co.usecs) {
-        this.raiseIrq(v);
+      if (!v.irqHeld || v.heldFrames >= co.frames || (now - v.irqSince) * 1000 >= co.usecs) {
+        if (v.irqHeld) this.raiseIrq(v); // else raised meanwhile (config change) or the VIF reset
+        v.inHeld = false;
         h[i] = h[h.length - 1]!;
         h.pop();
       } else {
@@ -342,7 +353,7 @@ export class Engine {
   /** Is anything waiting that step() would handle? Used before sleeping. */
   private hasWork(): boolean {
     const db = this.db;
-    return Atomics.load(db, W.SUMMARY) !== 0 || Atomics.load(db, W.CONTROL) !== 0 ||
+    return Atomics.load(db, W.SUMMARY) !== 0 || Atomics.load(this.ctl, W.CONTROL) !== 0 ||
       this.active.length !== 0 || this.sw.ringsPending();
   }
 
@@ -356,12 +367,24 @@ export class Engine {
     }
   }
 
-  /** The engine thread's main loop: poll while busy, spin `spinUs`, then sleep on the wake word. */
+  /** Milliseconds until the earliest held interrupt is due (Infinity if none). */
+  private nextIrqDeadline(now: number): number {
+    let t = Infinity;
+    for (const v of this.held) if (v.irqHeld) t = Math.min(t, v.irqSince + v.coalesce.usecs / 1000 - now);
+    return Math.max(t, 0.01);
+  }
+
+  /**
+   * The engine thread's main loop: poll while busy, spin `spinUs`, then sleep on the wake word.
+   * Every `sweepMs`, busy or idle, it sweeps all VIFs (bounds the effect of a lost doorbell).
+   */
   run(): void {
     const c = this.c;
     const ec = this.ec;
     const db = this.db;
+    const sweepMs = this.cfg.sweepMs;
     let last = performance.now();
+    let lastSweep = last;
     let busy = false; // did the previous iteration find work?
     while (!this.stopped) {
       // One clock read per iteration: the time since the last read goes to busy or idle
@@ -369,6 +392,10 @@ export class Engine {
       const now = performance.now();
       c[ec + (busy ? EC.busy_ns : EC.idle_ns)] += (now - last) * 1e6;
       last = now;
+      if (now - lastSweep >= sweepMs) {
+        lastSweep = now;
+        this.sweep();
+      }
       busy = this.step(now) !== 0;
       if (busy) {
         this.idleSince = -1;
@@ -383,12 +410,11 @@ export class Engine {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
-      const timeout = this.held.length !== 0 ? 0.05 : this.cfg.sweepMs;
+      const timeout = Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
       c[ec + EC.sleeps] += 1;
-      const r = Atomics.wait(db, W.WAKE, seen, timeout);
+      const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
       Atomics.store(db, W.SLEEPING, 0);
-      if (r === 'timed-out') this.sweep();
-      else c[ec + EC.wakeups] += 1;
+      if (r !== 'timed-out') c[ec + EC.wakeups] += 1;
       this.idleSince = -1;
     }
   }

@@ -39,7 +39,8 @@ const EMPTY_SEGMENT: Segment = { local: [], promisc: [] };
 export class Switch {
   fdb = new MacTable();
   readonly slotEngine: Int16Array;
-  private segments = new Map<number, Segment>();
+  /** Indexed by segment (an array, not a Map: one load per frame, no hashing). */
+  private segments: Segment[] = new Array<Segment>(MAX_SEGMENT + 1).fill(EMPTY_SEGMENT);
   private readonly eng: Engine;
   private readonly me: number;
   private readonly c: Float64Array;
@@ -69,11 +70,11 @@ export class Switch {
   }
 
   rebuildSegments(): void {
-    const m = new Map<number, Segment>();
+    const m = new Array<Segment>(MAX_SEGMENT + 1).fill(EMPTY_SEGMENT);
     for (const v of this.eng.vifs) {
       if (v === undefined) continue;
-      let s = m.get(v.segment);
-      if (!s) m.set(v.segment, (s = { local: [], promisc: [] }));
+      let s = m[v.segment]!;
+      if (s === EMPTY_SEGMENT) m[v.segment] = s = { local: [], promisc: [] };
       s.local.push(v);
       if (v.promiscuous) s.promisc.push(v);
     }
@@ -81,7 +82,7 @@ export class Switch {
   }
 
   private seg(segment: number): Segment {
-    return this.segments.get(segment) ?? EMPTY_SEGMENT;
+    return this.segments[segment]!;
   }
 
   private countCopies(n: number): void {

@@ -219,19 +219,23 @@ export class VirtioNetDriver {
     if (this.txq.publish()) this.kick();
   }
 
-  /** Copy and send frames[0..count); returns how many were queued (fewer when the ring is full). */
+  /**
+   * Copy and send frames[0..count); returns how many were queued. It stops at the first frame that
+   * finds the ring full; frames larger than `maxFrame` are skipped (stats.oversize).
+   */
   sendMany(frames: readonly Uint8Array[], count = frames.length): number {
     let n = 0;
-    for (; n < count; n++) {
-      const f = frames[n]!;
+    for (let i = 0; i < count; i++) {
+      const f = frames[i]!;
       if (f.length > this.maxFrame) {
-        this.stats.oversize++;
+        this.stats.oversize++; // not queued, not counted as sent
         continue;
       }
       const slot = this.reserveTx();
       if (slot < 0) break;
       this.bytes.set(f, this.txOffset(slot));
       this.commitTx(slot, f.length);
+      n++;
     }
     this.flush();
     return n;

@@ -7,7 +7,8 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { createWakePage, MAX_VIFS_PER_DEVICE, W } from '../layout/doorbell.js';
 import { createFrameRing } from '../layout/frame-ring.js';
 import {
-  createCounters, readVifCounters, readEngineCounters, unaccountedFrames, type VifCounter, type EngineCounter,
+  createCounters, readVifCounters, readEngineCounters, unaccountedFrames, vifBalance, vifRowOffset, VIF_ROW,
+  type VifCounter, type EngineCounter,
 } from '../layout/counters.js';
 import { vifLayout, bufferBytesFor, maxFrameBytes } from '../layout/vif.js';
 import { MAX_SEGMENT } from '../device/switch.js';
@@ -72,6 +73,14 @@ export class Device extends EventEmitter {
   private readonly vifsById = new Map<string, Vif>();
   private router: { worker: Worker; page: SharedArrayBuffer; port: import('node:worker_threads').MessagePort } | null = null;
   private stopped = false;
+  private stopping: Promise<void> | null = null;
+  /**
+   * Conservation-law share of destroyed VIFs: their counter rows are zeroed for reuse, so their
+   * balance is kept here (see unaccounted()).
+   */
+  private retiredBalance = 0;
+  /** Removals in progress, so that unplug and guest-exit reclaim can race safely. */
+  private readonly removing = new Map<Vif, Promise<void>>();
   private vifSeq = 0;
   uplinkKind = 'null';
   /** Serialises control operations so concurrent calls see a consistent table. */
@@ -105,16 +114,22 @@ export class Device extends EventEmitter {
     this.engines = [];
     for (let i = 0; i < engines; i++) {
       const eng = new EngineHandle({
-        index: i, engines, maxVifs, doorbell: createWakePage(maxVifs), counters: this.counterSab,
+        index: i, engines, maxVifs, doorbell: createWakePage(maxVifs), control: createWakePage(32), counters: this.counterSab,
         irqMode: this.interruptMode, irqPage, spinUs: opts.spinUs ?? 100, sweepMs: opts.sweepMs ?? 100,
         batch: opts.batch ?? 32,
       });
       eng.onEvent = (ev) => {
         const v = this.slots[ev.slot];
-        if (!v) return;
-        v.state = 'needs-reset';
-        v.needsResetReason = ev.reason;
-        this.emit('needs-reset', { vif: v.id, reason: ev.reason });
+        if (!v || v.state === 'destroyed') return;
+        if (ev.type === 'needs-reset') {
+          v.state = 'needs-reset';
+          v.needsResetReason = ev.reason;
+          this.emit('needs-reset', { vif: v.id, reason: ev.reason });
+        } else {
+          v.state = 'ready';
+          v.needsResetReason = '';
+          this.emit('recovered', { vif: v.id });
+        }
       };
       this.engines.push(eng);
     }
@@ -157,7 +172,7 @@ export class Device extends EventEmitter {
   }
 
   private live(): void {
-    if (this.stopped) throw new SvnicError('DEVICE_STOPPED', `device ${this.name} is stopped; create a new one`);
+    if (this.stopping) throw new SvnicError('DEVICE_STOPPED', `device ${this.name} is stopped; create a new one`);
   }
 
   vif(id: string): Vif {
@@ -201,33 +216,53 @@ export class Device extends EventEmitter {
       const v = new Vif(this, id, slot, engine, sab, mac, mtu, segment, queueSize, settings);
       this.slots[slot] = v;
       this.vifsById.set(id, v);
-      if (this.router) await this.routerCall({ op: 'map', slot, vif: sab });
-      await this.engines[engine]!.call({
-        op: 'add-vif',
-        spec: { slot, sab, queueSize, mac, mtu, segment, linkUp: settings.linkUp, promiscuous: settings.promiscuous,
-          multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES },
-      });
-      await this.pushFdb();
+      try {
+        if (this.router) await this.routerCall({ op: 'map', slot, vif: sab });
+        await this.engines[engine]!.call({
+          op: 'add-vif',
+          spec: { slot, sab, queueSize, mac, mtu, segment, linkUp: settings.linkUp, promiscuous: settings.promiscuous,
+            multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES },
+        });
+        await this.pushFdb();
+      } catch (e) {
+        this.slots[slot] = null; // no phantom VIF holding a slot or a MAC
+        this.vifsById.delete(id);
+        v.state = 'destroyed';
+        throw e;
+      }
       return v;
     });
   }
 
   /** Remove a VIF from its engine (frames its guest queued but the device never took: tx_unplugged). */
   destroyVif(id: string): Promise<void> {
-    return this.serial(async () => {
-      const v = this.vif(id);
-      this.vifsById.delete(id);
-      await this.pushFdb();
+    return this.removeVif(this.vif(id));
+  }
+
+  /** Idempotent removal: a second call (unplug racing a guest's exit) waits for the first. */
+  removeVif(v: Vif): Promise<void> {
+    if (v.state === 'destroyed') return Promise.resolve();
+    const pending = this.removing.get(v);
+    if (pending) return pending;
+    const p = this.serial(async () => {
+      this.vifsById.delete(v.id);
       if (!this.stopped) {
+        await this.pushFdb();
         const r = await this.engines[v.engine]!.call<{ countedTo: number }>({ op: 'remove-vif', slot: v.slot }).catch(() => ({ countedTo: -1 }));
         v.countedTo = r.countedTo;
+        if (this.router) await this.routerCall({ op: 'unmap', slot: v.slot });
       }
-      if (this.router) await this.routerCall({ op: 'unmap', slot: v.slot }).catch(() => {});
+      // The engine no longer writes this row: keep the VIF's final counts and zero the row for reuse.
       v.finalCounters = this.vifCounters(v.slot);
+      this.retiredBalance += vifBalance(v.finalCounters);
+      this.f64.fill(0, vifRowOffset(v.slot), vifRowOffset(v.slot) + VIF_ROW);
       this.slots[v.slot] = null;
       v.state = 'destroyed';
+      this.removing.delete(v);
       this.emit('vif-destroyed', v);
     });
+    this.removing.set(v, p);
+    return p;
   }
 
   /** Change MAC, MTU, link, filters or coalescing while traffic flows. */
@@ -282,6 +317,7 @@ export class Device extends EventEmitter {
     const r = this.router!;
     return new Promise((resolve) => {
       r.port.once('message', () => resolve());
+      r.worker.once('exit', () => resolve()); // a router that is gone has nothing to unmap
       r.port.postMessage(cmd);
       const p = new Int32Array(r.page);
       Atomics.store(p, W.CONTROL, 1);
@@ -327,19 +363,22 @@ export class Device extends EventEmitter {
    * frames in + flood copies - outcomes. Zero means every frame is delivered or counted.
    */
   unaccounted(): number {
-    return unaccountedFrames(this.f64, this.maxVifs, this.engines.length);
+    return unaccountedFrames(this.f64, this.maxVifs, this.engines.length) + this.retiredBalance;
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    await this.chain.catch(() => {});
-    this.stopped = true;
-    await Promise.all(this.engines.map((e) => e.stop()));
-    if (this.router) {
-      await this.routerCall({ op: 'stop' });
-      await this.router.worker.terminate();
-    }
-    this.emit('stopped');
+  /** Stop the engines. New operations fail at once; those already queued finish first. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = this.serial(async () => {
+      this.stopped = true;
+      await Promise.all(this.engines.map((e) => e.stop()));
+      if (this.router) {
+        await this.routerCall({ op: 'stop' });
+        await this.router.worker.terminate();
+      }
+      this.emit('stopped');
+    });
+    return this.stopping;
   }
 }
 

@@ -12,6 +12,7 @@ export class EngineHandle {
   readonly index: number;
   readonly doorbell: SharedArrayBuffer;
   private readonly db: Int32Array;
+  private readonly ctl: Int32Array;
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly pending = new Map<number, Pending>();
@@ -24,6 +25,7 @@ export class EngineHandle {
     this.index = cfg.index;
     this.doorbell = cfg.doorbell;
     this.db = new Int32Array(cfg.doorbell);
+    this.ctl = new Int32Array(cfg.control);
     const ch = new MessageChannel();
     this.port = ch.port1;
     this.worker = new Worker(new URL('../device/engine-worker.js', import.meta.url), {
@@ -63,7 +65,7 @@ export class EngineHandle {
     const reqId = this.nextReq++;
     const p = new Promise<T>((resolve, reject) => this.pending.set(reqId, { resolve: resolve as (v: unknown) => void, reject }));
     this.port.postMessage({ ...cmd, reqId });
-    Atomics.store(this.db, W.CONTROL, 1);
+    Atomics.store(this.ctl, W.CONTROL, 1); // private page: no guest can hide this from the engine
     Atomics.add(this.db, W.WAKE, 1);
     Atomics.notify(this.db, W.WAKE, 1);
     return p;

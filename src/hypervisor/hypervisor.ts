@@ -42,9 +42,18 @@ export class Hypervisor {
   async plug(guest: Guest, vif: Vif): Promise<void> {
     if (vif.state === 'destroyed') throw new SvnicError('NO_SUCH_VIF', `VIF ${vif.id} was destroyed`);
     if (vif.guestId !== null) throw new SvnicError('VIF_ALREADY_GRANTED', `VIF ${vif.id} is granted to guest ${vif.guestId}; unplug it first`);
+    if (!guest.running) throw new SvnicError('GUEST_EXITED', `guest ${guest.id} has exited; start a new guest`);
     vif.guestId = guest.id;
     guest.vifs.add(vif);
-    await guest.post({ type: 'grant', grant: vif.grant() }, `granted:${vif.id}`);
+    try {
+      await guest.post({ type: 'grant', grant: vif.grant() }, `granted:${vif.id}`);
+    } catch (e) {
+      guest.vifs.delete(vif);
+      vif.guestId = null;
+      throw e;
+    }
+    // The guest may have exited while the grant was in flight: reclaim as its exit handler would.
+    if (!guest.running) await vif.device.removeVif(vif);
   }
 
   /**
@@ -53,7 +62,7 @@ export class Hypervisor {
    */
   async unplug(vif: Vif): Promise<void> {
     const g = vif.guestId !== null ? this.guests.get(vif.guestId) : undefined;
-    if (vif.state !== 'destroyed') await vif.device.destroyVif(vif.id);
+    await vif.device.removeVif(vif);
     if (g) {
       g.vifs.delete(vif);
       if (g.running) await g.post({ type: 'revoke', vifId: vif.id }, `revoked:${vif.id}`);
@@ -64,7 +73,7 @@ export class Hypervisor {
   /** A guest exited (or was killed): destroy its VIFs so nothing else notices. */
   private async reclaim(g: Guest): Promise<void> {
     for (const v of [...g.vifs]) {
-      if (v.state !== 'destroyed') await v.device.destroyVif(v.id).catch(() => {});
+      await v.device.removeVif(v).catch(() => {});
       v.countLateFrames(); // the guest is gone: its rings can no longer change
     }
     g.vifs.clear();

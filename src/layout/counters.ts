@@ -52,6 +52,10 @@ export const ENGINE_DROP_COUNTERS: readonly EngineCounter[] = [
   'uplink_rx_runt', 'uplink_rx_oversize', 'uplink_rx_unknown_dst', 'no_receiver', 'fwd_full', 'vif_gone',
   'uplink_tx_full',
 ];
+/** Device drops of frames that had entered the switch (runts and oversize from the uplink never did). */
+export const SWITCH_DROP_COUNTERS: readonly EngineCounter[] = ENGINE_DROP_COUNTERS.filter(
+  (k) => k !== 'uplink_rx_runt' && k !== 'uplink_rx_oversize',
+);
 
 export const VC = Object.fromEntries(VIF_COUNTERS.map((n, i) => [n, i])) as { [K in VifCounter]: number };
 export const EC = Object.fromEntries(ENGINE_COUNTERS.map((n, i) => [n, i])) as { [K in EngineCounter]: number };
@@ -86,17 +90,19 @@ export function readEngineCounters(f64: Float64Array, maxVifs: number, engine: n
  * rx_frames and receive drops, uplink_tx_frames, fwd_out_frames, device drops). 0 = nothing lost.
  */
 export function unaccountedFrames(f64: Float64Array, maxVifs: number, engines: number): number {
-  const rxDrops = VIF_DROP_COUNTERS.filter((k) => k.startsWith('rx_'));
   let balance = 0;
   for (let e = 0; e < engines; e++) {
     const d = readEngineCounters(f64, maxVifs, e);
     balance += d.uplink_rx_frames + d.fwd_in_frames + d.flood_copies - d.uplink_tx_frames - d.fwd_out_frames;
-    for (const k of ENGINE_DROP_COUNTERS) balance -= d[k];
+    for (const k of SWITCH_DROP_COUNTERS) balance -= d[k];
   }
-  for (let s = 0; s < maxVifs; s++) {
-    const c = readVifCounters(f64, s);
-    balance += c.tx_frames - c.rx_frames;
-    for (const k of rxDrops) balance -= c[k];
-  }
+  for (let s = 0; s < maxVifs; s++) balance += vifBalance(readVifCounters(f64, s));
   return balance;
+}
+
+/** One VIF's share of the conservation law: frames it put into the switch minus frames it took out. */
+export function vifBalance(c: Record<VifCounter, number>): number {
+  let b = c.tx_frames - c.rx_frames;
+  for (const k of VIF_DROP_COUNTERS) if (k.startsWith('rx_')) b -= c[k];
+  return b;
 }

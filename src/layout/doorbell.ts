@@ -9,7 +9,9 @@
  *  0x040 | SLEEPING i32: consumer sets 1 before it waits  |  own 64 B line
  *  0x080 | WAKE i32: producers add 1 and notify           |  own 64 B line
  *  0x0C0 | CONTROL i32: control plane sets 1 when it has  |  own 64 B line
- *        |   posted a control message                     |
+ *        |   posted a control message (used only on pages |
+ *        |   no guest sees: an engine's CONTROL word is   |
+ *        |   on its private control page)                 |
  *  0x100 | SUMMARY i32: bit w set => bitmap word w dirty  |  own 64 B line
  *  0x140 | BITMAP i32 x (maxVifs / 32): bit s => VIF slot |
  *        |   s rang its doorbell (or has a pending irq)   |
@@ -25,9 +27,11 @@
  * re-check sees the work: no lost wake-up.
  *
  * Trust: an engine's doorbell page is mapped into every guest with a VIF on that engine, like a
- * device register page. A hostile guest can set or clear bits of other VIFs. Setting costs the
- * engine one spurious check; clearing could hide another guest's kick, so the engine also sweeps
- * every VIF each time its sleep times out (SWEEP_MS), bounding the delay such a guest can cause.
+ * device register page. A hostile guest can write any word of it. Setting bits costs the engine a
+ * spurious check (bits past the bitmap are masked off); clearing another VIF's bit or SLEEPING
+ * could hide a kick, so the engine sweeps every VIF each `sweepMs` whether busy or idle, bounding
+ * the delay such a guest can cause; spamming WAKE keeps the engine awake (CPU, not correctness).
+ * Control messages never depend on this page: the engine's CONTROL word is on a private page.
  */
 
 export const WAKE_MAGIC = 0x42445653; // 'SVDB'

@@ -55,7 +55,7 @@ export class Rig {
     this.counterSab = createCounters(this.maxVifs, 1);
     this.f64 = new Float64Array(this.counterSab);
     this.engine = new Engine({
-      index: 0, engines: 1, maxVifs: this.maxVifs, doorbell: this.doorbell, counters: this.counterSab,
+      index: 0, engines: 1, maxVifs: this.maxVifs, doorbell: this.doorbell, control: createWakePage(32), counters: this.counterSab,
       irqMode: 'direct', spinUs: 0, sweepMs: 100, batch: opts.batch ?? 64,
     });
     this.engine.onEvent = (e) => this.events.push(e);

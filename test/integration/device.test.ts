@@ -103,6 +103,29 @@ test('hot-unplug under traffic loses no frame without a counter', async () => {
   }
 });
 
+test('a reused VIF slot keeps the accounting whole; unplug racing a guest exit is safe', async () => {
+  const { hv, dev, guests: [a, b], vifs: [va] } = await setup(2, { engines: 1 });
+  try {
+    a!.send({ cmd: 'stream', dst: '02:be:ef:00:00:01' }); // unknown: to the (null) uplink
+    await until(() => va!.counters().tx_frames > 1000, 'traffic to the uplink');
+    await Promise.all([hv.unplug(va!), a!.terminate()]); // both try to remove the VIF
+    assert.equal(va!.state, 'destroyed');
+    const g = await hv.startGuest({ module: STREAM });
+    const vc = await hv.createVifFor(g, dev);
+    assert.equal(vc.slot, va!.slot, 'the slot is reused');
+    assert.equal(vc.counters().tx_frames, 0, 'with a fresh counter row');
+    await until(() => dev.unaccounted() === 0, 'switch accounting balances across the reuse');
+    // Plugging into a guest that has exited fails cleanly and leaves the VIF usable.
+    await b!.terminate();
+    const vd = await dev.createVif();
+    await assert.rejects(hv.plug(b!, vd), { code: 'GUEST_EXITED' });
+    assert.equal(vd.guestId, null);
+    await hv.plug(g, vd);
+  } finally {
+    await hv.stop();
+  }
+});
+
 test('two devices joined by a wire switch frames between their guests', async () => {
   const hv = new Hypervisor();
   try {

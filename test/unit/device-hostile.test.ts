@@ -627,7 +627,7 @@ describe('hostile guest, feature negotiation and reset', () => {
       assert.equal(w.state(SLOT_H), VifState.WAITING);
       const r2 = hostileStep(w, (h) => h.init(f));
       expectNeedsReset(w, r2, 'proto_bad_features');
-      assert.equal(w.rig.events.at(-1)!.reason, 'proto_bad_features');
+      assert.deepEqual(w.rig.events.at(-1), { type: 'needs-reset', slot: SLOT_H, reason: 'proto_bad_features' });
       w.goodPairPasses();
       expectStaysDead(w);
       w.goodPairPasses();
