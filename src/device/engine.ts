@@ -32,7 +32,7 @@ export interface EngineConfig {
   irqPage?: SharedArrayBuffer;
   /** Keep polling this long after the last work before sleeping (0 = sleep at once). */
   spinUs: number;
-  /** Sleep at most this long, then sweep all VIFs (bounds the cost of a lost doorbell). */
+  /** Sweep all VIFs this often, busy or idle (bounds the cost of a lost doorbell). */
   sweepMs: number;
   /** Frames taken from one source per iteration. */
   batch: number;
