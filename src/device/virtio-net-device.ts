@@ -12,10 +12,10 @@
  *    needed").
  */
 import type { GuestMemory } from '../virtio/guest-memory.js';
-import { DeviceQueue, EMPTY, VIOLATED, Violation, type QueueAddresses } from '../virtio/device-queue.js';
+import { DeviceQueue, EMPTY, VIOLATED, CHAIN_END, Violation, type QueueAddresses } from '../virtio/device-queue.js';
 import {
   NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_NONE,
-  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+  VIRTQ_DESC_F_WRITE,
 } from '../virtio/constants.js';
 import { VC } from '../layout/counters.js';
 import { maxFrameBytes } from '../layout/vif.js';
@@ -54,8 +54,6 @@ export class VirtioNetDevice {
   private readonly cb: number;
   mtu: number;
   linkUp: boolean;
-  /** Set when either queue saw a protocol violation; the owner moves the VIF to NEEDS_RESET. */
-  violated = false;
   /** Byte-counted header template written before every frame placed in the receive queue. */
   private readonly rxHeader = new Uint8Array(NET_HDR_BYTES);
 
@@ -75,10 +73,11 @@ export class VirtioNetDevice {
     this.c[this.cb + counter] += n;
   }
 
-  private violate(q: DeviceQueue): void {
-    this.violated = true;
+  /** A queue broke the ring rules: count the reason once; the owner moves the VIF to NEEDS_RESET. */
+  private violated<R extends number>(q: DeviceQueue, result: R): R {
     const c = VIOLATION_COUNTER[q.violation];
     if (c >= 0) this.count(c);
+    return result;
   }
 
   /**
@@ -90,26 +89,13 @@ export class VirtioNetDevice {
     const q = this.fromGuestQ;
     const head = q.nextHead();
     if (head === EMPTY) return TX_EMPTY;
-    if (head === VIOLATED) {
-      this.violate(q);
-      return TX_VIOLATION;
-    }
+    if (head === VIOLATED) return this.violated(q, TX_VIOLATION);
     const limit = NET_HDR_BYTES + maxFrameBytes(this.mtu);
     let total = 0;
     let bad = -1;
-    let n = 0;
-    for (;;) {
-      if (++n > q.size) {
-        q.fail(Violation.DESC_LOOP);
-        this.violate(q);
-        return TX_VIOLATION;
-      }
+    for (let n = 1; ; n++) {
+      if (!q.descOk(n)) return this.violated(q, TX_VIOLATION);
       const flags = q.dFlags;
-      if (flags & VIRTQ_DESC_F_INDIRECT) {
-        q.fail(Violation.INDIRECT);
-        this.violate(q);
-        return TX_VIOLATION;
-      }
       const len = q.dLen;
       if (bad < 0) {
         if (flags & VIRTQ_DESC_F_WRITE) bad = VC.tx_bad_desc; // 2.7.4.2: device-writable in a TX chain
@@ -124,14 +110,9 @@ export class VirtioNetDevice {
           }
         }
       }
-      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
-      const next = q.dNext;
-      if (next >= q.size) {
-        q.fail(Violation.BAD_DESC_INDEX);
-        this.violate(q);
-        return TX_VIOLATION;
-      }
-      q.readDesc(next);
+      const r = q.nextInChain();
+      if (r === CHAIN_END) break;
+      if (r === VIOLATED) return this.violated(q, TX_VIOLATION);
     }
     q.addUsed(head, 0); // 2.7.8: len = bytes written by the device; none for TX
     if (bad < 0) {
@@ -165,26 +146,13 @@ export class VirtioNetDevice {
     const q = this.toGuestQ;
     const head = q.nextHead();
     if (head === EMPTY) return this.rxDrop(VC.rx_no_buffer);
-    if (head === VIOLATED) {
-      this.violate(q);
-      return RX_VIOLATION;
-    }
+    if (head === VIOLATED) return this.violated(q, RX_VIOLATION);
     const need = NET_HDR_BYTES + len;
     let written = 0;
     let bad = -1;
-    let n = 0;
-    for (;;) {
-      if (++n > q.size) {
-        q.fail(Violation.DESC_LOOP);
-        this.violate(q);
-        return RX_VIOLATION;
-      }
+    for (let n = 1; ; n++) {
+      if (!q.descOk(n)) return this.violated(q, RX_VIOLATION);
       const flags = q.dFlags;
-      if (flags & VIRTQ_DESC_F_INDIRECT) {
-        q.fail(Violation.INDIRECT);
-        this.violate(q);
-        return RX_VIOLATION;
-      }
       if (bad < 0 && written < need) {
         const dlen = q.dLen;
         if ((flags & VIRTQ_DESC_F_WRITE) === 0 || dlen === 0) bad = VC.rx_bad_desc; // 2.7.4.2
@@ -198,14 +166,9 @@ export class VirtioNetDevice {
           }
         }
       }
-      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
-      const next = q.dNext;
-      if (next >= q.size) {
-        q.fail(Violation.BAD_DESC_INDEX);
-        this.violate(q);
-        return RX_VIOLATION;
-      }
-      q.readDesc(next);
+      const r = q.nextInChain();
+      if (r === CHAIN_END) break;
+      if (r === VIOLATED) return this.violated(q, RX_VIOLATION);
     }
     if (bad < 0 && written < need) bad = VC.rx_buffer_too_small;
     if (bad >= 0) {

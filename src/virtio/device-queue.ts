@@ -4,7 +4,7 @@
  * ring concurrently cannot change a value between its check and its use.
  */
 import type { GuestMemory } from './guest-memory.js';
-import { vringNeedEvent } from './constants.js';
+import { vringNeedEvent, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT } from './constants.js';
 
 export interface QueueAddresses {
   desc: number;
@@ -24,6 +24,9 @@ export const enum Violation {
 
 export const EMPTY = -1;
 export const VIOLATED = -2;
+/** Results of DeviceQueue.nextInChain(). */
+export const CHAIN_END = 0;
+export const CHAIN_MORE = 1;
 
 export class DeviceQueue {
   readonly size: number;
@@ -106,6 +109,26 @@ export class DeviceQueue {
     const fn = this.desc32[w + 3]!;
     this.dFlags = fn & 0xffff;
     this.dNext = fn >>> 16;
+  }
+
+  /**
+   * Check the loaded descriptor, the `n`th of its chain (from 1): a chain longer than the queue is
+   * a loop (2.7.5.1), and INDIRECT without the feature is a violation (2.7.5.3.1). False = violated.
+   */
+  descOk(n: number): boolean {
+    if (n > this.size) this.fail(Violation.DESC_LOOP);
+    else if ((this.dFlags & VIRTQ_DESC_F_INDIRECT) !== 0) this.fail(Violation.INDIRECT);
+    else return true;
+    return false;
+  }
+
+  /** Load the next descriptor of the chain: CHAIN_MORE, CHAIN_END, or VIOLATED (next out of range). */
+  nextInChain(): number {
+    if ((this.dFlags & VIRTQ_DESC_F_NEXT) === 0) return CHAIN_END;
+    const next = this.dNext;
+    if (next >= this.size) return this.fail(Violation.BAD_DESC_INDEX);
+    this.readDesc(next);
+    return CHAIN_MORE;
   }
 
   fail(v: Violation): number {
