@@ -102,7 +102,7 @@ const deviceSchema = z.strictObject({
   maxVifs: z.int().min(1).max(LIMITS.maxVifs).default(DEVICE_DEFAULTS.maxVifs),
   interruptMode: z.enum(['direct', 'hypervisor']).default(DEVICE_DEFAULTS.interruptMode),
   spinUs: z.number().min(0).max(1_000_000).default(DEVICE_DEFAULTS.spinUs),
-  sweepMs: z.number().gt(0).max(60_000).default(DEVICE_DEFAULTS.sweepMs),
+  sweepMs: z.number().min(1).max(60_000).default(DEVICE_DEFAULTS.sweepMs),
   batch: z.int().min(1).max(4096).default(DEVICE_DEFAULTS.batch),
   ringSlots: pow2(2, 65536).default(DEVICE_DEFAULTS.ringSlots),
   routerSpinUs: z.number().min(0).max(1_000_000).default(DEVICE_DEFAULTS.routerSpinUs),

@@ -92,6 +92,19 @@ export class Device extends EventEmitter {
     const maxVifs = opts.maxVifs ?? MAX_VIFS_PER_DEVICE;
     if (!Number.isInteger(engines) || engines < 1 || engines > 16) throw new SvnicError('BAD_OPTION', `engines must be an integer in 1..16, got ${engines}`);
     if (!Number.isInteger(maxVifs) || maxVifs < 1 || maxVifs > MAX_VIFS_PER_DEVICE) throw new SvnicError('BAD_OPTION', `maxVifs must be in 1..${MAX_VIFS_PER_DEVICE}, got ${maxVifs}`);
+    const num = (v: number | undefined, name: string, min: number, max: number, int = false): void => {
+      if (v !== undefined && (!Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v)))) {
+        throw new SvnicError('BAD_OPTION', `${name} must be ${int ? 'an integer' : 'a number'} in ${min}..${max}, got ${v}`);
+      }
+    };
+    num(opts.spinUs, 'spinUs', 0, 1e6);
+    num(opts.routerSpinUs, 'routerSpinUs', 0, 1e6);
+    num(opts.sweepMs, 'sweepMs', 1, 60_000);
+    num(opts.batch, 'batch', 1, 4096, true);
+    num(opts.ringSlots, 'ringSlots', 2, 65536, true);
+    if (opts.ringSlots !== undefined && (opts.ringSlots & (opts.ringSlots - 1)) !== 0) {
+      throw new SvnicError('BAD_OPTION', `ringSlots must be a power of two, got ${opts.ringSlots}`);
+    }
     this.seq = deviceSeq++;
     this.name = opts.name ?? `dev${this.seq}`;
     this.maxVifs = maxVifs;

@@ -167,6 +167,9 @@ test('control-plane misuse gets typed errors with stable codes', async () => {
     await assert.rejects(dev.setVif('nope', { linkUp: false }), { code: 'NO_SUCH_VIF' });
     await assert.rejects(dev.setVif(v.id, { coalesce: { frames: 0, usecs: 0 } }), { code: 'BAD_COALESCE' });
     assert.throws(() => hv.guest('nobody'), { code: 'NO_SUCH_GUEST' });
+    for (const bad of [{ batch: 0 }, { ringSlots: 100 }, { sweepMs: 0 }, { spinUs: -1 }, { engines: 0 }, { maxVifs: 2000 }]) {
+      await assert.rejects(hv.createDevice(bad), { code: 'BAD_OPTION' }, JSON.stringify(bad));
+    }
     await dev.stop();
     await assert.rejects(dev.createVif(), { code: 'DEVICE_STOPPED' });
   } finally {
