@@ -8,7 +8,7 @@
  * No locks: every ring has one producer and one consumer (ARCHITECTURE.md rule 1). Each iteration
  * does bounded work per source (rule 2) and publishes indices once per batch.
  */
-import { W, ring as ringDoorbell } from '../layout/doorbell.js';
+import { W, ring as ringDoorbell, drainRung, summaryMaskFor } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
 import { NET_HDR_BYTES } from '../virtio/constants.js';
@@ -79,8 +79,7 @@ export class Engine {
     this.cfg = cfg;
     this.db = new Int32Array(cfg.doorbell);
     this.ctl = new Int32Array(cfg.control);
-    const words = Math.ceil(cfg.maxVifs / 32);
-    this.summaryMask = words >= 32 ? -1 : (1 << words) - 1;
+    this.summaryMask = summaryMaskFor(cfg.maxVifs);
     this.c = new Float64Array(cfg.counters);
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
@@ -159,7 +158,7 @@ export class Engine {
       this.onControl();
       work++;
     }
-    if (Atomics.load(db, W.SUMMARY) !== 0) work += this.takeDoorbells();
+    if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.onRung);
     const act = this.active;
     for (let i = 0; i < act.length; ) {
       const v = act[i]!;
@@ -178,28 +177,17 @@ export class Engine {
     return work;
   }
 
-  private takeDoorbells(): number {
-    const db = this.db;
-    let sum = Atomics.exchange(db, W.SUMMARY, 0) & this.summaryMask;
-    let n = 0;
-    while (sum !== 0) {
-      const w = 31 - Math.clz32(sum);
-      sum &= ~(1 << w);
-      let bits = Atomics.exchange(db, W.BITMAP + w, 0);
-      while (bits !== 0) {
-        const b = 31 - Math.clz32(bits);
-        bits &= ~(1 << b);
-        const v = this.vifs[(w << 5) | b];
-        if (v === undefined) this.c[this.ec + EC.spurious_doorbells] += 1;
-        else {
-          this.c[v.counterBase + VC.kicks] += 1;
-          this.kicked(v);
-          n++;
-        }
-      }
+  /** A slot rang its doorbell: count it and follow the VIF (1), or count a spurious ring (0). */
+  private readonly onRung = (slot: number): number => {
+    const v = this.vifs[slot];
+    if (v === undefined) {
+      this.c[this.ec + EC.spurious_doorbells] += 1;
+      return 0;
     }
-    return n;
-  }
+    this.c[v.counterBase + VC.kicks] += 1;
+    this.kicked(v);
+    return 1;
+  };
 
   /** A VIF rang (or was swept): follow its driver status and put it on the active list if live. */
   private kicked(v: EngineVif): void {

@@ -306,38 +306,46 @@ export class VirtioNetDriver {
     return this.rxCount !== 0 || this.rxq.hasUsed();
   }
 
+  /**
+   * Prepare to sleep: the header word to wait on (DEVICE_STATE while a reset is unacknowledged,
+   * else the interrupt word), or -1 when there is no need to wait (a frame or interrupt is already
+   * here). Arms the receive queue's used_event first (virtio 1.2, 2.7.10).
+   */
+  private waitWord(): number {
+    if (!this.ready()) return i32(H.DEVICE_STATE);
+    if (this.rxq.arm()) return -1;
+    const now = Atomics.load(this.header, i32(H.IRQ));
+    if (now === this.irqSeen) return i32(H.IRQ);
+    this.irqSeen = now;
+    return -1;
+  }
+
+  /**
+   * The value to wait on: for the interrupt word, the one `waitWord()` saw (an interrupt since then
+   * must end the wait at once, not be slept through).
+   */
+  private waitValue(word: number): number {
+    return word === i32(H.IRQ) ? this.irqSeen : Atomics.load(this.header, word);
+  }
+
+  /** A reset is polled in short sleeps; an interrupt wait lasts up to the caller's timeout. */
+  private waitLimit(word: number, timeoutMs: number): number {
+    return word === i32(H.IRQ) ? timeoutMs : Math.min(timeoutMs, 10);
+  }
+
   /** Block this thread until a frame arrives, the config changes, or `timeoutMs` passes. */
   waitSync(timeoutMs = Infinity): void {
-    if (!this.ready()) {
-      Atomics.wait(this.header, i32(H.DEVICE_STATE), Atomics.load(this.header, i32(H.DEVICE_STATE)), Math.min(timeoutMs, 10));
-      return;
-    }
-    if (this.rxq.arm()) return;
-    const seen = this.irqSeen;
-    const now = Atomics.load(this.header, i32(H.IRQ));
-    if (now !== seen) {
-      this.irqSeen = now;
-      return;
-    }
-    Atomics.wait(this.header, i32(H.IRQ), seen, timeoutMs);
+    const w = this.waitWord();
+    if (w < 0) return;
+    Atomics.wait(this.header, w, this.waitValue(w), this.waitLimit(w, timeoutMs));
     this.irqSeen = Atomics.load(this.header, i32(H.IRQ));
   }
 
   /** Wait without blocking the event loop. */
   async wait(timeoutMs = Infinity): Promise<void> {
-    if (!this.ready()) {
-      const r = Atomics.waitAsync(this.header, i32(H.DEVICE_STATE), Atomics.load(this.header, i32(H.DEVICE_STATE)), Math.min(timeoutMs, 10));
-      if (r.async) await r.value;
-      return;
-    }
-    if (this.rxq.arm()) return;
-    const seen = this.irqSeen;
-    const now = Atomics.load(this.header, i32(H.IRQ));
-    if (now !== seen) {
-      this.irqSeen = now;
-      return;
-    }
-    const r = Atomics.waitAsync(this.header, i32(H.IRQ), seen, timeoutMs);
+    const w = this.waitWord();
+    if (w < 0) return;
+    const r = Atomics.waitAsync(this.header, w, this.waitValue(w), this.waitLimit(w, timeoutMs));
     if (r.async) await r.value;
     this.irqSeen = Atomics.load(this.header, i32(H.IRQ));
   }

@@ -5,7 +5,7 @@
  * word). It runs in its own worker; the control plane maps VIF slots to their memory.
  */
 import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { W } from '../layout/doorbell.js';
+import { W, drainRung } from '../layout/doorbell.js';
 import { H, i32 } from '../layout/vif.js';
 
 export type RouterCommand = { op: 'map'; slot: number; vif: SharedArrayBuffer } | { op: 'unmap'; slot: number } | { op: 'stop' };
@@ -26,24 +26,16 @@ function control(): void {
   }
 }
 
+const forwardOne = (slot: number): number => {
+  const h = headers[slot];
+  if (h === undefined) return 0;
+  Atomics.add(h, i32(H.IRQ), 1);
+  Atomics.notify(h, i32(H.IRQ), 1);
+  return 1;
+};
+
 function forward(): number {
-  let sum = Atomics.exchange(p, W.SUMMARY, 0);
-  let n = 0;
-  while (sum !== 0) {
-    const w = 31 - Math.clz32(sum);
-    sum &= ~(1 << w);
-    let bits = Atomics.exchange(p, W.BITMAP + w, 0);
-    while (bits !== 0) {
-      const b = 31 - Math.clz32(bits);
-      bits &= ~(1 << b);
-      const h = headers[(w << 5) | b];
-      if (h !== undefined) {
-        Atomics.add(h, i32(H.IRQ), 1);
-        Atomics.notify(h, i32(H.IRQ), 1);
-        n++;
-      }
-    }
-  }
+  const n = drainRung(p, -1, forwardOne); // only engines write this page: every summary bit is real
   forwarded += n;
   return n;
 }

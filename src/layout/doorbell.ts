@@ -64,6 +64,33 @@ export function wake(page: Int32Array): void {
   }
 }
 
+/**
+ * Consumer side: take every rung slot (summary word first, so the cost is O(rung slots)) and call
+ * `visit(slot)` for each; returns the sum of what `visit` returned. `summaryMask` keeps only the
+ * summary bits that name real bitmap words (a guest may set the others).
+ */
+export function drainRung(page: Int32Array, summaryMask: number, visit: (slot: number) => number): number {
+  let sum = Atomics.exchange(page, W.SUMMARY, 0) & summaryMask;
+  let n = 0;
+  while (sum !== 0) {
+    const w = 31 - Math.clz32(sum);
+    sum &= ~(1 << w);
+    let bits = Atomics.exchange(page, W.BITMAP + w, 0);
+    while (bits !== 0) {
+      const b = 31 - Math.clz32(bits);
+      bits &= ~(1 << b);
+      n += visit((w << 5) | b);
+    }
+  }
+  return n;
+}
+
+/** The SUMMARY bits that name bitmap words of a page sized for `maxVifs` slots. */
+export const summaryMaskFor = (maxVifs: number): number => {
+  const words = Math.ceil(maxVifs / 32);
+  return words >= 32 ? -1 : (1 << words) - 1;
+};
+
 /** Producer side: mark slot `s` in the bitmap and wake the owner if it sleeps. */
 export function ring(page: Int32Array, s: number): void {
   const word = s >>> 5;
