@@ -4,6 +4,10 @@ import { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerBench } from './bench.js';
+import { registerDaemon } from './daemon.js';
+import { registerVif } from './vif.js';
+import { registerStats } from './stats.js';
+import { registerTop } from './top.js';
 
 const program = new Command();
 program
@@ -13,4 +17,8 @@ program
 registerDemo(program);
 registerRun(program);
 registerBench(program);
+registerDaemon(program);
+registerVif(program);
+registerStats(program);
+registerTop(program);
 await program.parseAsync(process.argv);
