@@ -114,6 +114,21 @@ export class Controller {
   }
 
   /**
+   * For VIF calls, a document whose only problems are duplicate MACs is a conflict with another VIF
+   * (409 DUPLICATE_MAC, with the issues), not a malformed request.
+   */
+  private validateForSource(doc: unknown, source: ApplySource, lineOf?: (p: string) => number | undefined, file?: string): { pinned: unknown; config: Config } {
+    try {
+      return this.validate(doc, lineOf, file);
+    } catch (e) {
+      if (source === 'api-vif' && e instanceof ConfigError && e.issues.every((i) => i.message.startsWith('duplicate MAC'))) {
+        throw new ApiError('DUPLICATE_MAC', 409, `${e.message}\nchoose a MAC no other VIF of the segment uses`, { issues: e.issues });
+      }
+      throw e;
+    }
+  }
+
+  /**
    * Make `doc` the desired state (call inside serial()). Throws ConfigError (CONFIG_INVALID),
    * ApiError (NEEDS_RESTART, GENERATION_MISMATCH, APPLY_FAILED) or an SvnicError; in every case
    * but APPLY_FAILED nothing was changed.
@@ -127,7 +142,7 @@ export class Controller {
       if (o.ifGeneration !== undefined && o.ifGeneration !== this.generation) {
         throw new ApiError('GENERATION_MISMATCH', 409, `the state changed since generation ${o.ifGeneration} (it is now ${this.generation}); read it again and retry`, { generation: this.generation });
       }
-      const { pinned, config } = this.validate(doc, o.lineOf, o.file);
+      const { pinned, config } = this.validateForSource(doc, source, o.lineOf, o.file);
       const plan = planChanges(this.runtime.view(), config);
       const summary = plan.changes.map(describeChange);
       if (o.dryRun) return { generation: this.generation, source, dryRun: true, changes: plan.changes, summary };

@@ -69,12 +69,15 @@ function readOrCreateToken(file: string, log: (m: string) => void): string {
   return t;
 }
 
+/** Progress lines go to the daemon's log. */
+const logStream = (log: (m: string) => void) => ({ write: (s: string) => (log(s.trimEnd()), true) }) as unknown as NodeJS.WritableStream;
+
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const log = o.log ?? ((m: string) => process.stderr.write(`svnicd: ${m}\n`));
   const stateDir = o.stateDir ?? defaultStateDir();
   const stateFile = o.persist === false ? undefined : stateFilePath(stateDir, o.config ?? '(no config file)');
   let sampler: Sampler | null = null;
-  const ctl = new Controller({ configFile: o.config, stateFile, log, progress: { prefix: 'svnicd: ' }, onApplied: () => sampler?.sample() });
+  const ctl = new Controller({ configFile: o.config, stateFile, log, progress: { prefix: '', tty: false, stream: logStream(log) }, onApplied: () => sampler?.sample() });
   const startedAt = Date.now();
   const socket = o.socket ?? defaultSocketPath();
 
