@@ -56,8 +56,6 @@ Examples:
         log(`could not start: ${(e as Error).message}`);
         process.exit(1);
       }
-      // The line tests and scripts wait for (stdout): where to reach the daemon.
-      process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, socket: d.socket, url: d.url ?? null, tokenFile: d.tokenFile ?? null, generation: d.ctl.generation })}\n`);
       process.on('SIGHUP', () => {
         log('SIGHUP: reloading the config file');
         d.ctl.reload().catch((e: Error & { code?: string }) => log(`reload refused (${e.code ?? 'ERROR'}); nothing changed:\n${e.message}`));
@@ -77,5 +75,7 @@ Examples:
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      // (after the signal handlers are in place) The line tests and scripts wait for (stdout): where to reach the daemon.
+      process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, socket: d.socket, url: d.url ?? null, tokenFile: d.tokenFile ?? null, generation: d.ctl.generation })}\n`);
     });
 }

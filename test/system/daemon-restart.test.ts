@@ -78,7 +78,7 @@ test('SIGHUP applies the edited file\'s difference; an invalid file changes noth
     const original = readFileSync(cfg, 'utf8');
     writeFileSync(cfg, original.replace('vifs: [ { name: b0 } ]', 'vifs: [ { name: b0, mtu: 90000 } ]'));
     d.child.kill('SIGHUP');
-    await until(() => /reload refused \(CONFIG_INVALID\)/.test(d.stderr()), 'the daemon refuses the invalid file');
+    await until(() => /reload refused \(CONFIG_INVALID\)/.test(d.stderr()), 'the daemon refuses the invalid file', 30_000).catch((e: Error) => assert.fail(`${e.message}; daemon exit code ${d.child.exitCode} signal ${d.child.signalCode}; daemon stderr:\n${d.stderr()}`));
     assert.match(d.stderr(), /config: guests\.1\.vifs\.0\.mtu: must be <= 9000 \(.*svnic\.yaml:4\)/);
     assert.equal((await c.call<{ generation: number }>('GET', '/v1/health')).generation, gen);
 
