@@ -9,8 +9,8 @@
  *  - guests: added, removed, or replaced (stopped and started again, with their VIFs re-created)
  *    when their kind, module or args change; a guest whose worker has exited is started again;
  *  - VIFs: added, removed, changed in place for the fields registry.ts lists as live, or replaced
- *    (unplugged, created, plugged) for any other field, for a move to another guest, or when its
- *    guest is replaced.
+ *    (unplugged, created, plugged) for any other field, for a move to another guest, when its
+ *    guest is replaced, or when its new MAC is still another running VIF's (a swap).
  * Step order: remove VIFs, stop guests, remove devices, add devices, attach uplinks, start guests,
  * change VIFs, add VIFs (in file order), send the start message to the guests started.
  */
@@ -149,6 +149,13 @@ export function planChanges(running: RunningView, desired: Config): Plan {
         return !f || (typeof f.live === 'function' ? !f.live(want.cfg, r.vif) : !f.live);
       });
       if (fixed.length) replaceWhy = `${fixed.join(', ')} cannot change on a running VIF`;
+      else if (keys.includes('mac')) {
+        // The new MAC still belongs to another running VIF (a swap, or a MAC handed over): an
+        // in-place change would collide with it, so replace this VIF: removals run before changes
+        // and additions, by which time the other VIF has let go of the MAC.
+        const holder = [...running.vifs].find(([n, o]) => n !== name && o.cfg.device === want.cfg.device && o.cfg.segment === want.cfg.segment && o.cfg.mac === want.cfg.mac);
+        if (holder) replaceWhy = `its new MAC is still VIF ${holder[0]}'s until that one changes`;
+      }
     }
     if (replaceWhy) {
       removeVifs.push(name);

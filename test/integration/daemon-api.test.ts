@@ -231,6 +231,46 @@ test('a step that fails half-way (a guest that cannot start): 422 APPLY_FAILED, 
   assert.equal(JSON.stringify(d.ctl.doc), docBefore);
 });
 
+test('two VIFs of a segment swapping MACs in one change: both replaced, MACs swapped', async () => {
+  const seg = d.ctl.runtime.vifs.get('a0')!.vif.segment;
+  const cur = (await http(url, 'GET', '/v1/config')).body as { config: { guests: { vifs: Record<string, unknown>[] }[] } };
+  const doc = structuredClone(cur.config);
+  doc.guests[1]!.vifs.find((v) => v.name === 'b0')!.segment = seg; // same segment first
+  assert.equal((await http(url, 'PUT', '/v1/config', doc, auth())).status, 200);
+  const a = d.ctl.runtime.vifs.get('a0')!.vif.mac;
+  const b = d.ctl.runtime.vifs.get('b0')!.vif.mac;
+  doc.guests[0]!.vifs.find((v) => v.name === 'a0')!.mac = b;
+  doc.guests[1]!.vifs.find((v) => v.name === 'b0')!.mac = a;
+  const r = await http(url, 'PUT', '/v1/config', doc, auth());
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual((r.body.changes as { name: string; action: string }[]).map((c) => `${c.name} ${c.action}`).sort(), ['a0 replaced', 'b0 replaced']);
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.vif.mac, b);
+  assert.equal(d.ctl.runtime.vifs.get('b0')!.vif.mac, a);
+});
+
+test('a guest whose worker exited: shown as done, its VIF reclaimed; the next change starts it again', async () => {
+  const mod = join(dir, 'quits.mjs');
+  writeFileSync(mod, 'export default async function main(ctx) { await ctx.vif(); for (;;) if ((await ctx.message()) === "exit") return "bye"; }\n');
+  const cur = (await http(url, 'GET', '/v1/config')).body as { config: { guests: Record<string, unknown>[] } };
+  const doc = structuredClone(cur.config);
+  doc.guests.push({ name: 'q', module: mod, vifs: [{ name: 'q0' }] });
+  assert.equal((await http(url, 'PUT', '/v1/config', doc, auth())).status, 200);
+  const q0 = d.ctl.runtime.vifs.get('q0')!.vif;
+  d.ctl.runtime.guests.get('q')!.guest.send('exit');
+  await until(() => q0.state === 'destroyed', 'q0 reclaimed when q exits');
+  const guests = await unix.call<{ name: string; state: string }[]>('GET', '/v1/guests');
+  assert.equal(guests.find((g) => g.name === 'q')!.state, 'done');
+  const r = await http(url, 'PUT', '/v1/config', doc, auth()); // the same document
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.summary, ['guest q added', 'vif q0 added']);
+  const again = d.ctl.runtime.vifs.get('q0')!.vif;
+  assert.notEqual(again, q0);
+  assert.equal(again.mac, q0.mac, 'the same MAC');
+  await until(() => again.guestId === 'q', 'q0 plugged into the new q');
+  doc.guests.pop();
+  assert.deepEqual((await http(url, 'PUT', '/v1/config', doc, auth())).body.summary, ['guest q removed', 'vif q0 removed']);
+});
+
 test('reload (SIGHUP path): the file again; an invalid file changes nothing and says where (with its line)', async () => {
   writeFileSync(cfgFile, readFileSync(cfgFile, 'utf8').replace('vifs: [ { name: b0 } ]', 'vifs: [ { name: b0, mtu: 90000 } ]'));
   const before = deviceState();

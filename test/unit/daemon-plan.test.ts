@@ -172,3 +172,16 @@ test('progress: a line per step for few steps, about every 5 % for many; done an
   t.done();
   assert.match(tty[0]!, /^\r\x1b\[K\[1\/2\] x: a$/);
 });
+
+test('plan: a MAC another running VIF of the segment still has (a swap) replaces instead of changing in place', () => {
+  const running = runningFrom(validateConfig(base()));
+  const swap = planChanges(running, edit((d) => {
+    d.guests[0]!.vifs[0]!.mac = '02:00:00:00:00:02';
+    d.guests[0]!.vifs[1]!.mac = '02:00:00:00:00:01';
+  }));
+  assert.deepEqual(swap.steps.map((s) => s.op), ['remove-vif', 'remove-vif', 'add-vif', 'add-vif']);
+  assert.match(swap.changes[0]!.reason!, /still VIF a1's/);
+  // a MAC nobody has changes in place
+  const fresh = planChanges(running, edit((d) => (d.guests[0]!.vifs[0]!.mac = '02:00:00:00:00:77')));
+  assert.deepEqual(fresh.steps.map((s) => s.op), ['change-vif']);
+});
