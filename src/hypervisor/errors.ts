@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
   | 'ENGINE_FAILED'
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  | 'NATIVE_MISSING';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;
