@@ -68,7 +68,7 @@ export class Controller {
   desired: Config = { devices: [], guests: [] };
   readonly macs = new Map<string, string>();
   readonly history: ApplyRecord[] = [];
-  readonly stats = { applied: 0, failed: 0, rejected: 0 };
+  readonly stats = { applied: 0, failed: 0, rejected: 0, persistFailures: 0 };
   private configHash = '';
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -194,12 +194,19 @@ export class Controller {
     p.done(`${steps.length} step${steps.length === 1 ? '' : 's'}`);
   }
 
+  /** Save the desired state. A failure (disk full) is logged, not thrown: the change is applied. */
   private persist(): void {
     if (!this.opts.stateFile) return;
-    writeState(this.opts.stateFile, {
-      version: 1, configFile: this.opts.configFile ? resolve(this.opts.configFile) : '', configHash: this.configHash,
-      generation: this.generation, doc: this.doc, macs: Object.fromEntries(this.macs), savedAt: new Date().toISOString(),
-    });
+    try {
+      writeState(this.opts.stateFile, {
+        version: 1, configFile: this.opts.configFile ? resolve(this.opts.configFile) : '', configHash: this.configHash,
+        generation: this.generation, doc: this.doc, macs: Object.fromEntries(this.macs), savedAt: new Date().toISOString(),
+      });
+      this.stats.persistFailures = 0;
+    } catch (e) {
+      this.stats.persistFailures++;
+      this.log(`could not save the state to ${this.opts.stateFile}: ${(e as Error).message}; a restart would come back to an older state`);
+    }
   }
 
   /** Read the config file; its parsed document, line finder and hash. */

@@ -105,8 +105,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     let url: string | undefined;
     let tokenFile: string | undefined;
     if (o.listen) {
-      tokenFile = o.tokenFile ?? join(stateDir, 'token');
-      const token = process.env.SVNIC_TOKEN && !o.tokenFile ? process.env.SVNIC_TOKEN : readOrCreateToken(tokenFile, log);
+      const fromEnv = process.env.SVNIC_TOKEN && !o.tokenFile ? process.env.SVNIC_TOKEN : undefined;
+      if (fromEnv !== undefined && fromEnv.length < 16) throw new Error('SVNIC_TOKEN must be at least 16 characters');
+      tokenFile = fromEnv !== undefined ? undefined : o.tokenFile ?? join(stateDir, 'token');
+      const token = fromEnv ?? readOrCreateToken(tokenFile!, log);
       const tcpApp = await buildApp({ ctl, sampler, metrics, token, log, startedAt });
       apps.push(tcpApp);
       await tcpApp.listen({ host: o.listen.host, port: o.listen.port });
@@ -114,7 +116,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       const port = typeof addr === 'object' && addr ? addr.port : o.listen.port;
       const host = o.listen.host.includes(':') ? `[${o.listen.host}]` : o.listen.host;
       url = `http://${host}:${port}`;
-      log(`API and dashboard on ${url}/ (mutating calls need the bearer token in ${tokenFile})`);
+      log(`API and dashboard on ${url}/ (mutating calls need the bearer token ${tokenFile ? `in ${tokenFile}` : 'from SVNIC_TOKEN'})`);
     }
 
     let closing: Promise<void> | null = null;

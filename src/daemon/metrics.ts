@@ -136,6 +136,7 @@ export function createMetrics(ctl: Controller, sampler: Sampler): Registry {
     set({ result: 'rejected' }, ctl.stats.rejected);
     set({ result: 'failed' }, ctl.stats.failed);
   });
+  gauge('svnic_daemon_state_save_failures', 'Consecutive failures to save the desired state (0: the saved state is current).', [], (set) => set({}, ctl.stats.persistFailures));
   gauge('svnic_daemon_vifs', 'VIFs that exist.', [], (set) => set({}, liveVifs().length));
   gauge('svnic_daemon_guests', 'Guests by state.', ['state'], (set) => {
     let running = 0;

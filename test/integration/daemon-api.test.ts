@@ -78,6 +78,10 @@ test('malformed JSON: 400 MALFORMED_JSON', async () => {
   await expectError(http(url, 'PATCH', '/v1/vifs/a0', '', auth()), 400, 'MALFORMED_JSON');
 });
 
+test('a body over 1 MiB: 413 BODY_TOO_LARGE', async () => {
+  await expectError(http(url, 'PUT', '/v1/config', JSON.stringify({ guests: [], pad: 'x'.repeat(1 << 20) }), auth()), 413, 'BODY_TOO_LARGE');
+});
+
 test('unknown fields: 400 UNKNOWN_FIELD naming the field', async () => {
   const e = await expectError(http(url, 'POST', '/v1/vifs', { guest: 'a', mtux: 1500 }, auth()), 400, 'UNKNOWN_FIELD');
   assert.match(e.message!, /mtux/);
@@ -269,6 +273,31 @@ test('a guest whose worker exited: shown as done, its VIF reclaimed; the next ch
   await until(() => again.guestId === 'q', 'q0 plugged into the new q');
   doc.guests.pop();
   assert.deepEqual((await http(url, 'PUT', '/v1/config', doc, auth())).body.summary, ['guest q removed', 'vif q0 removed']);
+});
+
+test('devices are added and removed by a new document (an echo device with its own guest VIF)', async () => {
+  const cur = (await http(url, 'GET', '/v1/config')).body as { config: Record<string, unknown> & { guests: Record<string, unknown>[] } };
+  const { device, ...rest } = structuredClone(cur.config) as Record<string, unknown>;
+  const doc = { ...rest, devices: [device, { name: 'dev1', uplink: 'echo', engines: 2 }] } as unknown as { guests: { vifs: Record<string, unknown>[] }[] };
+  doc.guests[0]!.vifs.forEach((v) => (v.device = 'dev0'));
+  doc.guests[1]!.vifs.forEach((v) => (v.device = 'dev0'));
+  doc.guests[1]!.vifs.push({ name: 'e0', device: 'dev1' });
+  const r = await http(url, 'PUT', '/v1/config', doc, auth());
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.summary, ['device dev1 added', 'vif e0 added']);
+  const e0 = d.ctl.runtime.vifs.get('e0')!;
+  assert.equal(e0.vif.device.name, 'dev1');
+  assert.equal(d.ctl.runtime.devices.get('dev1')!.device.engineCount, 2);
+  // b sends broadcasts on e0 too; the echo uplink sends them back (MACs swapped, so to e0)
+  await until(() => e0.vif.counters().rx_frames > 0, 'echo frames delivered to e0');
+  const ups = await unix.call<{ device: string; kind: string }[]>('GET', '/v1/uplinks');
+  assert.deepEqual(ups.map((u) => `${u.device}:${u.kind}`).sort(), ['dev0:null', 'dev1:echo']);
+  doc.guests[1]!.vifs.pop();
+  (doc as unknown as { devices: unknown[] }).devices.pop();
+  const back = await http(url, 'PUT', '/v1/config', doc, auth());
+  assert.deepEqual(back.body.summary, ['device dev1 removed', 'vif e0 removed']);
+  assert.equal(e0.vif.state, 'destroyed');
+  assert.equal(d.ctl.runtime.devices.has('dev1'), false);
 });
 
 test('reload (SIGHUP path): the file again; an invalid file changes nothing and says where (with its line)', async () => {

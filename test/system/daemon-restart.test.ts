@@ -100,3 +100,21 @@ test('SIGHUP applies the edited file\'s difference; an invalid file changes noth
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an invalid config at startup: exit status 2, every problem with its path and line, nothing started', LIMIT, async () => {
+  const dir = tmp('sv7-bad-');
+  const cfg = join(dir, 'bad.yaml');
+  writeFileSync(cfg, 'device: { engines: 99 }\nguests:\n  - { name: a, modul: x.js }\n');
+  try {
+    await assert.rejects(spawnDaemon(['--config', cfg, '--socket', join(dir, 'api.sock'), '--no-persist']), (e: Error) => {
+      assert.match(e.message, /exited \(code 2/);
+      assert.match(e.message, /config: device\.engines: must be <= 16 \(.*bad\.yaml:1\)/);
+      assert.match(e.message, /config: guests\.0\.modul: unknown key \(did you mean "module"\?\)/);
+      assert.match(e.message, /the config is invalid; nothing was started/);
+      return true;
+    });
+    assert.equal(existsSync(join(dir, 'api.sock')), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
