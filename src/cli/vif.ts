@@ -96,7 +96,11 @@ export function registerVif(program: Command): void {
     .argument('<name>', 'VIF name').option('--dry-run', 'show what would change').option('--json', 'JSON output')))
     .action(async (name: string, o: ClientOptions & FieldOpts & { dryRun?: boolean; json?: boolean }) => runClient(async () => {
       const body = fields(o);
-      if (!Object.keys(body).length) throw new InvalidArgumentError('nothing to change: give at least one of --mac, --mtu, --link, ...');
+      if (!Object.keys(body).length) {
+        process.stderr.write('svnic: nothing to change: give at least one of --mac, --mtu, --link, --promiscuous, --multicast, --coalesce-*, --segment, ...\n');
+        process.exitCode = 2;
+        return;
+      }
       printResult(await new Client(o).call<ApplyResult>('PATCH', `/v1/vifs/${encodeURIComponent(name)}${o.dryRun ? '?dryRun=true' : ''}`, body), o.json);
     }));
 }
