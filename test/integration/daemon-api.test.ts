@@ -57,6 +57,11 @@ test('the unix socket is mode 0600 and serves without a token', async () => {
   assert.deepEqual(vifs.map((v) => v.name).sort(), ['a0', 'b0']);
 });
 
+test('a second daemon on the same socket refuses to start and leaves the first one alone', async () => {
+  await assert.rejects(startDaemon({ socket: d.socket, persist: false, log: () => {} }), /another svnicd is listening on .*api\.sock/);
+  assert.equal((await unix.call<unknown[]>('GET', '/v1/vifs')).length >= 2, true);
+});
+
 test('OpenAPI document lists the routes with their schemas', async () => {
   const r = await http(url, 'GET', '/v1/openapi.json');
   assert.equal(r.status, 200);
