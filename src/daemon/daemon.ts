@@ -77,14 +77,20 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const stateDir = o.stateDir ?? defaultStateDir();
   const stateFile = o.persist === false ? undefined : stateFilePath(stateDir, o.config ?? '(no config file)');
   let sampler: Sampler | null = null;
-  const ctl = new Controller({ configFile: o.config, stateFile, log, progress: { prefix: '', tty: false, stream: logStream(log) }, onApplied: () => sampler?.sample() });
+  const ctl = new Controller({ configFile: o.config, stateFile, log, progress: { prefix: '', tty: false, stream: logStream(log) }, onApplied: () => {
+    try {
+      sampler?.sample();
+    } catch {
+      // the next periodic sample will do
+    }
+  } });
   const startedAt = Date.now();
   const socket = o.socket ?? defaultSocketPath();
 
   ctl.runtime.log = log;
   await ctl.start();
   sampler = new Sampler(ctl.runtime);
-  sampler.start(o.sampleMs ?? 1000);
+  sampler.start(o.sampleMs ?? 1000, (e) => log(`counter sample skipped: ${e.message}`));
   const metrics = createMetrics(ctl, sampler);
 
   const apps: FastifyInstance[] = [];

@@ -132,9 +132,16 @@ export class Sampler {
     return s;
   }
 
-  start(intervalMs = 1000): void {
+  start(intervalMs = 1000, onError: (e: Error) => void = () => {}): void {
     this.sample();
-    this.timer = setInterval(() => this.sample(), intervalMs);
+    // A failed sample (a device stopping under it) must not take the daemon down: skip it.
+    this.timer = setInterval(() => {
+      try {
+        this.sample();
+      } catch (e) {
+        onError(e as Error);
+      }
+    }, intervalMs);
     this.timer.unref();
   }
 

@@ -79,3 +79,13 @@ test('svnic stats and top show per-VIF rates and the engine', { timeout: 60_000 
   assert.match(top.stdout, /^svnic top - .*api\.sock - .* - 2 VIFs - from guests/);
   assert.match(top.stdout, /dev0\/0 \[[#.]{20}\] +\d+% busy/);
 });
+
+test('svnic stats --watch --json prints one sample per interval until stopped', { timeout: 60_000 }, async () => {
+  const c = spawn(process.execPath, [join(ROOT, 'bin/svnic'), 'stats', '--watch', '--json', '--interval', '0.2'], { env: { ...process.env, SVNIC_SOCKET: d.socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  c.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  await until(() => out.split('\n').filter(Boolean).length >= 3, 'three samples printed');
+  c.kill('SIGTERM');
+  const lines = out.split('\n').filter(Boolean).slice(0, 3).map((l) => JSON.parse(l) as { t: number; vifs: unknown[] });
+  for (const l of lines) assert.equal(l.vifs.length, 2);
+});

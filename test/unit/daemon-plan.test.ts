@@ -185,3 +185,23 @@ test('plan: a MAC another running VIF of the segment still has (a swap) replaces
   const fresh = planChanges(running, edit((d) => (d.guests[0]!.vifs[0]!.mac = '02:00:00:00:00:77')));
   assert.deepEqual(fresh.steps.map((s) => s.op), ['change-vif']);
 });
+
+test('the change queue runs changes one at a time, in order, and refuses more than MAX_QUEUED waiting (BUSY)', async () => {
+  const { Controller, MAX_QUEUED } = await import('../../src/daemon/controller.js');
+  const ctl = new Controller();
+  const order: number[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < MAX_QUEUED; i++) {
+    running.push(ctl.serial(async () => {
+      if (i === 0) await gate;
+      order.push(i);
+    }));
+  }
+  await assert.rejects(ctl.serial(async () => {}), (e: unknown) => e instanceof ApiError && e.code === 'BUSY' && e.status === 503);
+  release();
+  await Promise.all(running);
+  assert.deepEqual(order, Array.from({ length: MAX_QUEUED }, (_, i) => i));
+  await ctl.serial(async () => {}); // room again
+});
