@@ -48,11 +48,12 @@ export class Client {
     return this.base ? this.base.href : this.socket!;
   }
 
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  /** `raw`: send `body` (a string) as it is, with this content type (YAML for PUT /v1/config). */
+  async call<T = unknown>(method: string, path: string, body?: unknown, raw?: { contentType: string }): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(raw ? String(body) : JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json' };
     if (payload) {
-      headers['content-type'] = 'application/json';
+      headers['content-type'] = raw?.contentType ?? 'application/json';
       headers['content-length'] = String(payload.length);
     }
     if (this.token && this.base) headers.authorization = `Bearer ${this.token}`;

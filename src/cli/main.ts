@@ -8,6 +8,7 @@ import { registerDaemon } from './daemon.js';
 import { registerVif } from './vif.js';
 import { registerStats } from './stats.js';
 import { registerTop } from './top.js';
+import { registerConfig } from './config-cmd.js';
 
 const program = new Command();
 program
@@ -21,4 +22,5 @@ registerDaemon(program);
 registerVif(program);
 registerStats(program);
 registerTop(program);
+registerConfig(program);
 await program.parseAsync(process.argv);

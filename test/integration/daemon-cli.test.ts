@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { daemonConfig, ROOT, tmp } from '../helpers/daemon.js';
@@ -88,4 +88,27 @@ test('svnic stats --watch --json prints one sample per interval until stopped', 
   c.kill('SIGTERM');
   const lines = out.split('\n').filter(Boolean).slice(0, 3).map((l) => JSON.parse(l) as { t: number; vifs: unknown[] });
   for (const l of lines) assert.equal(l.vifs.length, 2);
+});
+
+test('svnic config show | apply FILE | reload: YAML round trip, dry run, errors with paths', { timeout: 60_000 }, async () => {
+  const shown = await svnic('config', 'show');
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /^# generation \d+\n/);
+  assert.match(shown.stdout, /name: a0\n\s+mac: 02:00:00:00:00:0a/);
+  const file = join(dir, 'edited.yaml');
+  writeFileSync(file, shown.stdout.replace('name: a0\n', 'name: a0\n        mtu: 1280\n'));
+  const dry = await svnic('config', 'apply', file, '--dry-run');
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.equal(dry.stdout, 'vif a0 changed (mtu 1500 -> 1280)\ndry run: nothing changed\n');
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.vif.mtu, 1500);
+  const applied = await svnic('config', 'apply', file);
+  assert.match(applied.stdout, /^vif a0 changed \(mtu 1500 -> 1280\)\ngeneration \d+\n$/);
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.vif.mtu, 1280);
+  writeFileSync(file, 'device: { name: dev0 }\nguests: [ { name: a, module: x.js, vifs: [ { mtu: 1 } ] } ]\n');
+  const bad = await svnic('config', 'apply', file);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /CONFIG_INVALID: config: guests\.0\.vifs\.0\.mtu: must be >= 68/);
+  const reload = await svnic('config', 'reload');
+  assert.equal(reload.code, 0, reload.stderr);
+  assert.match(reload.stdout, /vif a0 changed \(mtu 1280 -> 1500\)/);
 });
