@@ -47,6 +47,10 @@ test('dashboard: live numbers move while guests send traffic; charts drawn; scre
     // uPlot (from node_modules, via the daemon) drew the four charts
     await page.waitForFunction('document.querySelectorAll(".uplot canvas").length >= 4', undefined, { timeout: 60_000 });
     assert.equal(await page.evaluate('typeof window.uPlot'), 'function');
+    // devices with their uplink, and the change history (the startup apply)
+    await page.waitForSelector('#device-table tbody tr', { timeout: 60_000 });
+    assert.match(await page.textContent('#device-table tbody tr') ?? '', /^dev0\s*1\s*null\s*2/);
+    assert.match(await page.textContent('#changes') ?? '', /startup generation 1: device dev0 added; guest a added/);
     // benchmark results from docs/ and bench/results/
     await page.waitForSelector('[data-bench="core"]', { timeout: 60_000 });
     assert.deepEqual(failed, []);

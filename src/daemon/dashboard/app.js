@@ -80,6 +80,23 @@ function drawTable(vifs, stats) {
   }).join('');
 }
 
+// ---- devices and the change history
+function drawDevices(devices) {
+  $('device-table').querySelector('tbody').innerHTML = devices.map((d) => {
+    const c = d.counters || {};
+    const up = d.uplink && d.uplink.kind ? d.uplink.kind + (d.uplink.peer ? ` to ${d.uplink.peer}` : '') : '';
+    return `<tr><td>${esc(d.name)}</td><td class="num">${d.engines}</td><td>${esc(up)}</td><td class="num">${d.vifs}</td>`
+      + `<td class="num">${c.uplink_tx_frames ?? 0}</td><td class="num">${c.uplink_rx_frames ?? 0}</td><td class="num">${c.flood_copies ?? 0}</td>`
+      + `<td class="num" title="${esc(JSON.stringify(d.dropReasons || {}))}">${d.drops}</td><td class="num">${d.unaccounted}</td></tr>`;
+  }).join('');
+}
+function drawChanges(config) {
+  const h = (config.history || []).slice().reverse();
+  $('changes').innerHTML = h.length ? h.map((r) => `<li class="${r.ok ? '' : 'bad'}">${esc(r.at.slice(11, 19))} ${esc(r.source)} `
+    + (r.ok ? `generation ${r.generation}: ${r.summary.length ? esc(r.summary.join('; ')) : 'no changes'}` : `refused (${esc(r.error.code)}): ${esc(r.error.message.split('\n')[0])}`) + '</li>').join('')
+    : '<li class="muted">none yet</li>';
+}
+
 // ---- benchmark results: the results pages (a small Markdown subset), their SVG plots, and a bar
 // chart of the throughput rows of the JSON results
 function md(text) {
@@ -121,6 +138,8 @@ async function drawBenchmarks() {
 }
 
 // ---- polling
+let lastGeneration = -1;
+let slow = 0;
 async function tick() {
   try {
     const [stats, vifs, health] = await Promise.all([get('/v1/stats'), get('/v1/vifs'), get('/v1/health')]);
@@ -132,6 +151,12 @@ async function tick() {
     $('uptime').textContent = `${health.uptimeS} s`;
     drawTable(vifs, stats);
     drawCharts();
+    if (health.generation !== lastGeneration || ++slow % 3 === 0) {
+      lastGeneration = health.generation;
+      const [devices, config] = await Promise.all([get('/v1/devices'), get('/v1/config')]);
+      drawDevices(devices);
+      drawChanges(config);
+    }
   } catch (e) {
     $('status').textContent = `offline: ${e.message}`;
     $('status').className = 'pill bad';
