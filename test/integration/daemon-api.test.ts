@@ -327,3 +327,17 @@ test('reload (SIGHUP path): the file again; an invalid file changes nothing and 
   assert.equal(d.ctl.runtime.vifs.has('b1'), false);
   void TRAFFIC;
 });
+
+test('without --config: starts empty, is managed through PUT /v1/config, reload is 409 NO_CONFIG_FILE', async () => {
+  const sock = join(dir, 'bare.sock');
+  const bare = await startDaemon({ socket: sock, persist: false, log: () => {} });
+  try {
+    const c = new Client({ socket: sock });
+    assert.deepEqual(await c.call('GET', '/v1/vifs'), []);
+    const r = await c.call<{ summary: string[] }>('PUT', '/v1/config', { device: { name: 'd9' }, guests: [{ name: 'g', module: TRAFFIC, args: { pps: 0 }, vifs: [{ name: 'g0' }] }] });
+    assert.deepEqual(r.summary, ['device d9 added', 'guest g added', 'vif g0 added']);
+    await assert.rejects(c.call('POST', '/v1/reload'), (e: unknown) => e instanceof ClientError && e.code === 'NO_CONFIG_FILE' && e.status === 409);
+  } finally {
+    await bare.close();
+  }
+});
