@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import { ConfigError, errorMap, shapeIssues, type ConfigIssue } from './issues.js';
+import { tapUplinkSchema, vxlanUplinkSchema, type TapUplinkConfig, type VxlanUplinkConfig } from './net-uplinks.js';
 
 export { ConfigError, formatIssue, joinPath, type ConfigIssue } from './issues.js';
 
@@ -93,6 +94,10 @@ const uplinkSchema = z.preprocess(
       /** The name of the device at the other end of the cable. */
       peer: name(),
     }),
+    // ---- issue 4: uplinks to real networks (config/net-uplinks.ts) ----
+    vxlanUplinkSchema,
+    tapUplinkSchema,
+    // ---- end issue 4 ----
   ]),
 );
 
@@ -150,7 +155,7 @@ export type RawConfig = z.output<typeof configSchema>;
 // ---------------------------------------------------------------------------------------------
 // The validated configuration
 
-export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string };
+export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string } | VxlanUplinkConfig | TapUplinkConfig;
 
 export interface DeviceConfig {
   name: string;
