@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'UPLINK_IN_USE'
   | 'UPLINK_FAILED'
   | 'ENGINE_FAILED'
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  | 'NATIVE_MISSING';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;
