@@ -15,12 +15,7 @@ import { MAX_SEGMENT } from '../device/switch.js';
 import { CaptureTap, DIR_IN, DIR_OUT, type CaptureRingSpec } from '../capture/capture-ring.js';
 import { UplinkPort } from './uplink-port.js';
 import type { UplinkRings } from './rings.js';
-
-export const TAP_COUNTERS = [
-  'tx_frames', 'tx_bytes', 'tx_wrong_segment', 'tx_again', 'tx_errors',
-  'rx_frames', 'rx_bytes', 'rx_runt', 'rx_oversize', 'rx_ring_full', 'rx_errors',
-] as const;
-export const TAP_DROP_COUNTERS = ['tx_wrong_segment', 'tx_again', 'tx_errors', 'rx_runt', 'rx_oversize', 'rx_ring_full', 'rx_errors'] as const;
+import { TAP_COUNTERS } from './tap-counters.js';
 
 export interface TapWorkerData {
   role: 'toKernel' | 'fromKernel';

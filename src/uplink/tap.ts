@@ -19,7 +19,8 @@ import { CaptureDrain, createCaptureRing } from '../capture/capture-ring.js';
 import { PcapWriter } from '../capture/pcap.js';
 import { W } from '../layout/doorbell.js';
 import { attachUplinkRings, detachUplinkRings, makeUplinkRings } from './rings.js';
-import { TAP_COUNTERS, type TapWorkerData } from './tap-worker.js';
+import { TAP_COUNTERS } from './tap-counters.js';
+import type { TapWorkerData } from './tap-worker.js';
 import type { Uplink } from './uplink.js';
 
 export interface TapOptions {
