@@ -26,6 +26,7 @@ try {
   process.exit(1);
 }
 for (const [name, g] of run.guests) {
+  for (const data of g.reports) out({ type: 'report', guest: name, data }); // sent while the config was applied
   g.on('report', (data: unknown) => out({ type: 'report', guest: name, data }));
   g.on('failed', (error: unknown) => out({ type: 'guest-failed', guest: name, error }));
 }
