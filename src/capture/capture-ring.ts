@@ -62,17 +62,24 @@ export class CaptureDrain {
   private timer: ReturnType<typeof setInterval> | null = null;
   private writer: PcapWriter | null = null;
 
-  constructor(specs: CaptureRingSpec[]) {
+  /**
+   * `route`: which writer gets a frame, by its meta (default: the one given to start()). Used by
+   * VIF capture, where meta carries the VIF slot and each VIF has its own file.
+   */
+  constructor(specs: CaptureRingSpec[], private readonly route: ((meta: number) => PcapWriter | null) | null = null) {
     this.rings = specs.map((s) => ({ r: new FrameRing(s.ring).asConsumer(), f64: new Float64Array(s.ring), flag: new Int32Array(s.flag) }));
   }
 
+  private on = false;
+
   get active(): boolean {
-    return this.writer !== null;
+    return this.on;
   }
 
-  start(w: PcapWriter, everyMs = 20): void {
+  start(w: PcapWriter | null, everyMs = 20): void {
     this.stop();
     this.writer = w;
+    this.on = true;
     for (const x of this.rings) Atomics.store(x.flag, CAP_ENABLED, 1);
     this.timer = setInterval(() => this.drain(), everyMs);
     this.timer.unref();
@@ -82,7 +89,8 @@ export class CaptureDrain {
     let n = 0;
     for (const { r, f64 } of this.rings) {
       for (let s = r.peek(); s >= 0; s = r.peek()) {
-        this.writer?.write(r.bytes, FrameRing.data(s), FrameRing.len(r, s), f64[(s + 8) >>> 3]!);
+        const w = this.route !== null ? this.route(FrameRing.meta(r, s)) : this.writer;
+        w?.write(r.bytes, FrameRing.data(s), FrameRing.len(r, s), f64[(s + 8) >>> 3]!);
         r.advance();
         n++;
       }
@@ -101,10 +109,9 @@ export class CaptureDrain {
     for (const x of this.rings) Atomics.store(x.flag, CAP_ENABLED, 0);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.writer) {
-      this.drain();
-      this.writer.close();
-      this.writer = null;
-    }
+    if (this.on) this.drain();
+    this.on = false;
+    this.writer?.close();
+    this.writer = null;
   }
 }

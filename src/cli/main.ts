@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerBench } from './bench.js';
+import { registerCapture } from './capture.js';
 
 const program = new Command();
 program
@@ -13,4 +14,5 @@ program
 registerDemo(program);
 registerRun(program);
 registerBench(program);
+registerCapture(program);
 await program.parseAsync(process.argv);

@@ -14,6 +14,7 @@ import { SvnicError } from '../hypervisor/errors.js';
 import { EchoUplink } from '../uplink/echo.js';
 import { Wire } from '../uplink/wire.js';
 import { attachNetUplink } from '../uplink/net-uplinks.js';
+import { captureVif } from '../capture/vif-capture.js';
 import { NullUplink, type Uplink } from '../uplink/uplink.js';
 import { VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS, type VifCounter, type EngineCounter } from '../layout/counters.js';
 import type { Config, VifConfig } from './schema.js';
@@ -197,6 +198,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
           });
           vifs.set(vc.name, v);
           vifConfigs.set(vc.name, vc);
+          if (vc.capture !== undefined) await captureVif(v, vc.capture); // issue 4
         } catch (e) {
           // createVifFor may have created the VIF before plugging failed (the guest exited)
           const v = devices.get(vc.device)!.vifs().find((x) => x.id === vc.name);

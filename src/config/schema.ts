@@ -133,6 +133,8 @@ const vifSchema = z.strictObject({
     .default({ frames: 1, usecs: 0 }),
   /** Pin to an engine of its device; default: the engine with the fewest VIFs. */
   engine: z.int().min(0).optional(),
+  /** issue 4: write this VIF's traffic to a pcap file (relative to the working directory). */
+  capture: z.string().min(1).optional(),
 });
 
 const guestSchema = z.strictObject({
@@ -184,6 +186,8 @@ export interface VifConfig {
   multicast: string[];
   coalesce: { frames: number; usecs: number };
   engine?: number;
+  /** pcap file of this VIF's traffic (issue 4). */
+  capture?: string;
   path: string;
 }
 

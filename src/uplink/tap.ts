@@ -44,7 +44,9 @@ export class TapUplink implements Uplink {
     private readonly stopWord: Int32Array,
     private readonly wakePage: Int32Array,
     private readonly drain: CaptureDrain,
-  ) {}
+  ) {
+    device.once('stopped', () => void this.stop()); // its workers must not outlive the device
+  }
 
   static async attach(dev: Device, opts: TapOptions = {}): Promise<TapUplink> {
     const segment = opts.segment ?? 0;

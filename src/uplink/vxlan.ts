@@ -119,6 +119,7 @@ export class VxlanUplink implements Uplink {
         this.pending.delete(m.id);
       }
     });
+    device.once('stopped', () => void this.stop()); // its worker must not outlive the device
     worker.on('exit', () => {
       for (const r of this.pending.values()) r({ error: 'the VXLAN worker exited' });
       this.pending.clear();

@@ -5,10 +5,11 @@
  *
  * args: { ip: "10.0.0.2/24", gateway?: "10.0.0.1", port?: 7 }
  * Messages it understands (guest.send()):
- *   "stats"                                   reports { stats, arp }
+ *   "stats" or { stats: true }                reports { stats, arp }
  *   { ping: "10.0.0.1", count?, timeoutMs? }  pings and reports { ping, rttMs: (number|null)[] }
  *   { udp: "10.0.0.1", port, data }           sends one datagram, reports { udp, sent: true|error }
  *   "exit"                                    stops the stack and returns the stats
+ * A `tag` field in a message object comes back in its report, to tell replies apart.
  * Any other message (such as the run's start message "go") is ignored.
  * On start it reports { ready: true, ip, mac }.
  */
@@ -40,18 +41,19 @@ export default async function main(ctx: GuestContext): Promise<unknown> {
   for (;;) {
     const m = await Promise.race([ctx.message<unknown>(), run.done.then(() => 'exit' as const)]);
     if (m === 'exit') break;
-    if (m === 'stats') ctx.report(stats());
+    const tag = m && typeof m === 'object' && 'tag' in m ? { tag: (m as { tag: unknown }).tag } : {};
+    if (m === 'stats' || (m && typeof m === 'object' && 'stats' in m)) ctx.report({ ...stats(), ...tag });
     else if (m && typeof m === 'object' && 'ping' in m) {
       const p = m as { ping: string; count?: number; timeoutMs?: number };
       const rttMs: (number | null)[] = [];
       for (let i = 0; i < (p.count ?? 1); i++) rttMs.push(await stack.ping(p.ping, { timeoutMs: p.timeoutMs ?? 1000 }));
-      ctx.report({ ping: p.ping, rttMs });
+      ctx.report({ ping: p.ping, rttMs, ...tag });
     } else if (m && typeof m === 'object' && 'udp' in m) {
       const u = m as { udp: string; port: number; data: string };
       const s = stack.createSocket('udp4');
       const err = await new Promise<Error | null>((resolve) => s.send(u.data, u.port, u.udp, (e: Error | null) => resolve(e)));
       s.close();
-      ctx.report({ udp: u.udp, sent: err ? err.message : true });
+      ctx.report({ udp: u.udp, sent: err ? err.message : true, ...tag });
     }
   }
   run.stop();
