@@ -8,6 +8,9 @@
  *   "stats" or { stats: true }                reports { stats, arp }
  *   { ping: "10.0.0.1", count?, timeoutMs? }  pings and reports { ping, rttMs: (number|null)[] }
  *   { udp: "10.0.0.1", port, data }           sends one datagram, reports { udp, sent: true|error }
+ *   { blast: "10.0.0.1", port, size, durationMs }  sends UDP datagrams of `size` bytes as fast as
+ *                                             the transmit ring takes them (for benchmarks),
+ *                                             reports { blast, sent, ringFull }
  *   "exit"                                    stops the stack and returns the stats
  * A `tag` field in a message object comes back in its report, to tell replies apart.
  * Any other message (such as the run's start message "go") is ignored.
@@ -15,7 +18,8 @@
  */
 import type { GuestContext } from '../context.js';
 import { startStack } from '../net/nic.js';
-import { formatIpv4 } from '../net/addr.js';
+import { formatIpv4, parseIpv4 } from '../net/addr.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { formatMac } from '../../device/mac-table.js';
 
 export interface EchoArgs {
@@ -48,6 +52,28 @@ export default async function main(ctx: GuestContext): Promise<unknown> {
       const rttMs: (number | null)[] = [];
       for (let i = 0; i < (p.count ?? 1); i++) rttMs.push(await stack.ping(p.ping, { timeoutMs: p.timeoutMs ?? 1000 }));
       ctx.report({ ping: p.ping, rttMs, ...tag });
+    } else if (m && typeof m === 'object' && 'blast' in m) {
+      const b = m as { blast: string; port: number; size: number; durationMs: number };
+      const dst = parseIpv4(b.blast);
+      if (dst === null) throw new Error(`echo: blast: not an IPv4 address: ${b.blast}`);
+      const s = stack.createSocket('udp4').bind(0);
+      const src = s.address().port;
+      const payload = new Uint8Array(b.size);
+      let sent = 0;
+      let ringFull = 0;
+      const end = performance.now() + b.durationMs;
+      while (performance.now() < end) {
+        for (let i = 0; i < 64; i++) {
+          if (stack.sendUdp(src, dst, b.port, payload) === 'sent') sent++;
+          else {
+            ringFull++;
+            break;
+          }
+        }
+        await yieldToLoop(); // the stack's receive loop and timers run here
+      }
+      s.close();
+      ctx.report({ blast: b.blast, sent, ringFull, ...tag });
     } else if (m && typeof m === 'object' && 'udp' in m) {
       const u = m as { udp: string; port: number; data: string };
       const s = stack.createSocket('udp4');

@@ -16,6 +16,8 @@ import { resolveModule } from '../../../src/config/load.js';
 import { applyConfig } from '../../../src/config/apply.js';
 
 const out = (m: unknown): void => void process.stdout.write(JSON.stringify(m) + '\n');
+// `node --test dist/test/` also loads this file as if it were a test: without a config it does nothing.
+if (process.argv[2] === undefined) process.exit(0);
 
 const cfg = validateConfig(JSON.parse(readFileSync(process.argv[2]!, 'utf8')), { resolveModule: (m) => resolveModule(m, process.cwd()) });
 let run: Awaited<ReturnType<typeof applyConfig>>;
