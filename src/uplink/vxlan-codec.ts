@@ -44,8 +44,6 @@ export const VXLAN_COUNTERS = [
   'rx_other_port',
   // flood-and-learn
   'learned', 'learn_moved', 'learn_full', 'aged_out',
-  // capture
-  'capture_frames', 'capture_dropped',
 ] as const;
 export type VxlanCounter = (typeof VXLAN_COUNTERS)[number];
 export const VXLAN_DROP_COUNTERS: readonly VxlanCounter[] = [

@@ -261,10 +261,7 @@ async function main(): Promise<void> {
   port.on('message', (m: VxlanCommand & { id: number }) => {
     if (m.op === 'fdb') port.postMessage({ type: 'reply', id: m.id, fdb: table.entries(performance.now()) });
     else if (m.op === 'capture') {
-      if (capture) {
-        c[C.capture_frames] += capture.w.frames;
-        capture.w.close();
-      }
+      capture?.w.close();
       capture = null;
       try {
         if (m.path !== null) capture = { w: PcapWriter.open(m.path), outer: m.mode === 'outer' };

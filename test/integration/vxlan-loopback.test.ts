@@ -106,3 +106,36 @@ test('VXLAN over loopback: two devices, two VNIs, learning, isolation, captures'
     await hv.stop();
   }
 });
+
+test('VXLAN over IPv6 loopback: the outer header is IPv6, guests still reach each other', { timeout: 60_000 }, async (t) => {
+  const probe = (await import('node:dgram')).createSocket('udp6');
+  const v6 = await new Promise<boolean>((res) => {
+    probe.once('error', () => res(false));
+    probe.bind(0, '::1', () => res(true));
+  });
+  probe.close();
+  if (!v6) return t.skip('no IPv6 loopback (::1) on this machine');
+  const hv = new Hypervisor();
+  const uplinks: VxlanUplink[] = [];
+  try {
+    const [a, b] = await Promise.all([hv.createDevice({ name: 'A6' }), hv.createDevice({ name: 'B6' })]);
+    const pa = 40000 + (process.pid % 20000);
+    const pb = pa + 1;
+    uplinks.push(await VxlanUplink.attach(a, { local: '::1', port: pa, dstPort: pb, vnis: [{ vni: 6, remotes: ['::1'] }] }));
+    uplinks.push(await VxlanUplink.attach(b, { local: '::1', port: pb, dstPort: pa, vnis: [{ vni: 6, remotes: ['::1'] }] }));
+    const ga = await hv.startGuest({ name: 'a', module: ECHO, args: { ip: '10.6.0.1/24' } });
+    await hv.createVifFor(ga, a, { name: 'a-eth0' });
+    const gb = await hv.startGuest({ name: 'b', module: ECHO, args: { ip: '10.6.0.2/24' } });
+    await hv.createVifFor(gb, b, { name: 'b-eth0' });
+    await Promise.all([ga, gb].map((g) => g.report((r: any) => r.ready === true)));
+    ga.send({ ping: '10.6.0.2', count: 2, timeoutMs: 2000, tag: 1 });
+    const r = (await ga.report((x: any) => x.tag === 1)) as { rttMs: (number | null)[] };
+    assert.ok(r.rttMs.every((x) => x !== null), JSON.stringify(r.rttMs));
+    assert.ok(uplinks[0]!.settings.ipv6);
+    assert.ok(uplinks[1]!.counters().rx_frames! >= 3);
+    assert.ok((await uplinks[0]!.fdb()).some((e) => e.vtep === '::1'));
+  } finally {
+    await Promise.all(uplinks.map((u) => u.stop()));
+    await hv.stop();
+  }
+});
