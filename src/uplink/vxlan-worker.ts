@@ -182,7 +182,11 @@ function sendOne(sb: SendBuf, len: number, sock: number, addr: string): void {
   sb.refs++;
   c[C.tx_packets] += 1;
   if (capture !== null && capture.outer) capture.w.writeUdp(wd.local, txPorts[sock]!, addr, wd.dstPort, sb.buf, 0, len);
-  txSockets[sock]!.send(sb.buf, 0, len, wd.dstPort, addr, sb.done);
+  try {
+    txSockets[sock]!.send(sb.buf, 0, len, wd.dstPort, addr, sb.done);
+  } catch {
+    sb.done(new Error('send threw')); // e.g. the socket closed under us at stop: counted, never thrown
+  }
 }
 
 /** Encapsulate and send up to `batch` frames from each ring; returns frames taken. */

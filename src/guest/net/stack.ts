@@ -242,9 +242,9 @@ export class NetStack implements UdpHost {
   }
 
   /** Frames that waited for `ip` to resolve: fill in the MAC and send. */
-  private flushQueued(_ip: number, frames: Uint8Array[]): void {
+  private flushQueued(ip: number, frames: Uint8Array[]): void {
     if (frames.length === 0) return;
-    const mac = this.arp.lookup(_ip, this.clock());
+    const mac = this.arp.lookup(ip, this.clock());
     for (const f of frames) {
       if (mac) f.set(mac, 0);
       this.transmit(f, f.length);
