@@ -87,6 +87,17 @@ test('VXLAN over loopback: two devices, two VNIs, learning, isolation, captures'
     const cb = ub.counters();
     assert.equal(cb.rx_packets, cb.rx_frames, 'B took every datagram A sent into the device');
 
+    // Conservation across the uplink, once quiet: every frame an engine put on the uplink ring was
+    // sent or dropped by a named counter; every frame the worker put into the device was taken.
+    await until(() => {
+      const ok = (d: typeof a, u: VxlanUplink) => {
+        const dc = d.deviceCounters();
+        const uc = u.counters();
+        const sent = uc.tx_frames! + uc.tx_oversize! + uc.tx_no_vni! + uc.tx_no_remote! + uc.tx_bad_len!;
+        return dc.uplink_tx_frames === sent && uc.rx_frames === dc.uplink_rx_frames + dc.uplink_rx_runt + dc.uplink_rx_oversize && d.unaccounted() === 0;
+      };
+      return ok(a, ua) && ok(b, ub);
+    }, 'uplink and device counters balance');
     await captureVif(a1.vif, null);
     await ua.capture(null);
     const vifFrames = pcapFrames(join(dir, 'a1.pcap'));
