@@ -4,34 +4,31 @@
  * its TAP interface lives there, gets an address, and the kernel pings the `echo` guest through it
  * and gets a netcat UDP datagram echoed. tshark reads svnic's capture of the interface.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanup, makeNs, nsExec, sh, skipUnlessAble, startSvnic, type SvnicChild } from './helpers/netns.js';
+import { cleanup, makeNs, nsExec, sh, suiteOptions, requireAble, startSvnic, type SvnicChild } from './helpers/netns.js';
 import { until } from '../helpers/until.js';
 
+const TOOLS = ['ping', 'nc', 'tshark'];
 const LIMIT = { timeout: 120_000 };
 
-describe('TAP uplink vs the Linux kernel (system)', { timeout: 240_000 }, () => {
+describe('TAP uplink vs the Linux kernel (system)', { timeout: 240_000, ...suiteOptions(TOOLS) }, () => {
   let ns = '';
   let sv: SvnicChild | null = null;
   let dir = '';
-  let skip = false;
   const tap = `sv4t${process.pid % 100000}`;
 
-  before((t) => {
-    skip = skipUnlessAble(t as never, ['ping', 'nc', 'tshark']);
-  });
 
   after(async () => {
     await sv?.stop().catch(() => {});
     cleanup();
   });
 
-  test('setup: svnic with a TAP uplink and an echo guest, the TAP interface addressed', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('setup: svnic with a TAP uplink and an echo guest, the TAP interface addressed', LIMIT, async () => {
+    requireAble(TOOLS);
     dir = mkdtempSync(join(tmpdir(), 'sv4-tap-'));
     ns = makeNs('tap');
     const cfg = {
@@ -45,18 +42,15 @@ describe('TAP uplink vs the Linux kernel (system)', { timeout: 240_000 }, () => 
     nsExec(ns, 'ip', 'link', 'set', tap, 'up');
   });
 
-  test('the kernel pings the echo guest over TAP', LIMIT, (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('the kernel pings the echo guest over TAP', LIMIT, () => {
     assert.match(nsExec(ns, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '10.43.0.2'), /5 packets transmitted, 5 received/);
   });
 
-  test('a netcat UDP datagram comes back from port 7', LIMIT, (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('a netcat UDP datagram comes back from port 7', LIMIT, () => {
     assert.equal(sh('ip', ['netns', 'exec', ns, 'sh', '-c', 'printf "over tap" | timeout 10 nc -u -w 2 10.43.0.2 7']), 'over tap');
   });
 
-  test('the guest pings the kernel; counters balance', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('the guest pings the kernel; counters balance', LIMIT, async () => {
     await sv!.call({ cmd: 'send', guest: 'echo', msg: { ping: '10.43.0.1', count: 3, timeoutMs: 3000 } });
     const r = await sv!.report('echo', (d) => 'rttMs' in d);
     assert.ok(r.rttMs.every((x: number | null) => typeof x === 'number'), JSON.stringify(r.rttMs));
@@ -66,8 +60,7 @@ describe('TAP uplink vs the Linux kernel (system)', { timeout: 240_000 }, () => 
     for (const k of ['tx_wrong_segment', 'tx_errors', 'rx_runt', 'rx_oversize', 'rx_ring_full', 'rx_errors']) assert.equal(up[k], 0, k);
   });
 
-  test('tshark reads svnic\'s capture of the TAP interface', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('tshark reads svnic\'s capture of the TAP interface', LIMIT, async () => {
     await sv!.call({ cmd: 'capture', device: 'dev', path: null });
     let out = '';
     await until(() => {

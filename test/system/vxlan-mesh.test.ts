@@ -5,14 +5,15 @@
  * reach each other (ping, all pairs), a broadcast reaches every member, and flood-and-learn fills
  * the forwarding tables on all three VTEPs. Namespaces are sv4-<pid>-* and always deleted.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanup, ip, makeNs, nsExec, skipUnlessAble, startSvnic, type SvnicChild } from './helpers/netns.js';
+import { cleanup, ip, makeNs, nsExec, suiteOptions, requireAble, startSvnic, type SvnicChild } from './helpers/netns.js';
 import { until } from '../helpers/until.js';
 
+const TOOLS = ['ping', 'ethtool'];
 const LIMIT = { timeout: 120_000 };
 const GUESTS = {
   a1: { ip: '10.45.0.11', mac: '02:00:00:00:45:11', on: 'A' },
@@ -22,14 +23,10 @@ const GUESTS = {
 const LINUX_IP = '10.45.0.3';
 const VTEP = { A: '192.168.45.1', B: '192.168.45.2', L: '192.168.45.3' } as const;
 
-describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_000 }, () => {
+describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_000, ...suiteOptions(TOOLS) }, () => {
   let linux = '';
   const sv: Record<'A' | 'B', SvnicChild | null> = { A: null, B: null };
-  let skip = false;
 
-  before((t) => {
-    skip = skipUnlessAble(t as never, ['ping', 'ethtool']);
-  });
 
   after(async () => {
     await Promise.all([sv.A?.stop().catch(() => {}), sv.B?.stop().catch(() => {})]);
@@ -42,8 +39,8 @@ describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_
     return (await s.report(g, (d) => 'stats' in d)).stats;
   };
 
-  test('setup: bridge, three VTEPs, three echo guests', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('setup: bridge, three VTEPs, three echo guests', LIMIT, async () => {
+    requireAble(TOOLS);
     const dir = mkdtempSync(join(tmpdir(), 'sv4-mesh-'));
     linux = makeNs('linux');
     const ns = { A: makeNs('a'), B: makeNs('b') };
@@ -79,8 +76,7 @@ describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_
     for (const [g, d] of Object.entries(GUESTS)) await sv[d.on]!.report(g, (r) => r.ready === true);
   });
 
-  test('every guest pings every other guest and the kernel', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('every guest pings every other guest and the kernel', LIMIT, async () => {
     for (const [g, d] of Object.entries(GUESTS)) {
       for (const target of [...Object.values(GUESTS).map((x) => x.ip).filter((x) => x !== d.ip), LINUX_IP]) {
         await sv[d.on]!.call({ cmd: 'send', guest: g, msg: { ping: target, count: 2, timeoutMs: 3000 } });
@@ -90,15 +86,13 @@ describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_
     }
   });
 
-  test('the kernel pings every guest', LIMIT, (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('the kernel pings every guest', LIMIT, () => {
     for (const d of Object.values(GUESTS)) {
       assert.match(nsExec(linux, 'ping', '-c', '2', '-i', '0.2', '-W', '2', d.ip), /2 received/, d.ip);
     }
   });
 
-  test('a broadcast from the kernel reaches every guest on both svnic instances', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('a broadcast from the kernel reaches every guest on both svnic instances', LIMIT, async () => {
     const before = Object.fromEntries(await Promise.all(Object.keys(GUESTS).map(async (g) => [g, (await stats(g as never)).udp_delivered])));
     nsExec(linux, process.execPath, '-e', `
       const s = require('node:dgram').createSocket('udp4');
@@ -108,8 +102,7 @@ describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_
     }
   });
 
-  test('flood-and-learn filled all three forwarding tables', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('flood-and-learn filled all three forwarding tables', LIMIT, async () => {
     const linuxMac = nsExec(linux, 'cat', '/sys/class/net/vx45/address').trim();
     for (const side of ['A', 'B'] as const) {
       const fdb = (await sv[side]!.call({ cmd: 'fdb', device: 'dev' })).fdb as { mac: string; vtep: string; vni: number }[];

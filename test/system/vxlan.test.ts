@@ -5,33 +5,30 @@
  * (netcat); hostile outer packets are counted by reason; tshark decodes svnic's pcap of the
  * tunnel as VXLAN with the right VNI and inner frames.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanup, makeNs, nsExec, sh, skipUnlessAble, startSvnic, veth, type SvnicChild } from './helpers/netns.js';
+import { cleanup, makeNs, nsExec, sh, suiteOptions, requireAble, startSvnic, veth, type SvnicChild } from './helpers/netns.js';
 
+const TOOLS = ['ping', 'nc', 'tshark', 'ethtool'];
 const LIMIT = { timeout: 120_000 }; // a hang fails the test; not a timing check
 
-describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000 }, () => {
+describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000, ...suiteOptions(TOOLS) }, () => {
   let linux = '';
   let svns = '';
   let sv: SvnicChild | null = null;
   let dir = '';
-  let skip = false;
 
-  before((t) => {
-    skip = skipUnlessAble(t as never, ['ping', 'nc', 'tshark', 'ethtool']);
-  });
 
   after(async () => {
     await sv?.stop().catch(() => {});
     cleanup();
   });
 
-  test('setup: Linux VTEP (VNI 42) and svnic with an echo guest', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('setup: Linux VTEP (VNI 42) and svnic with an echo guest', LIMIT, async () => {
+    requireAble(TOOLS);
     dir = mkdtempSync(join(tmpdir(), 'sv4-vxlan-'));
     linux = makeNs('linux');
     svns = makeNs('svnic');
@@ -58,14 +55,12 @@ describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000 }, () =
     await sv.report('echo', (d) => d.ready === true);
   });
 
-  test('the kernel pings the echo guest over VXLAN (ping -c 5)', LIMIT, (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('the kernel pings the echo guest over VXLAN (ping -c 5)', LIMIT, () => {
     const out = nsExec(linux, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '10.42.0.2');
     assert.match(out, /5 packets transmitted, 5 received/);
   });
 
-  test('a UDP datagram sent with netcat comes back from port 7', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('a UDP datagram sent with netcat comes back from port 7', LIMIT, async () => {
     const out = sh('ip', ['netns', 'exec', linux, 'sh', '-c', 'printf "hello svnic" | timeout 10 nc -u -w 2 10.42.0.2 7']);
     await sv!.call({ cmd: 'send', guest: 'echo', msg: 'stats' });
     const st = await sv!.report('echo', (d) => 'stats' in d);
@@ -73,8 +68,7 @@ describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000 }, () =
     assert.equal(st.stats.udp_delivered, 1);
   });
 
-  test('the guest pings the kernel, and learning put the kernel VTEP in the FDB', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('the guest pings the kernel, and learning put the kernel VTEP in the FDB', LIMIT, async () => {
     await sv!.call({ cmd: 'send', guest: 'echo', msg: { ping: '10.42.0.1', count: 3, timeoutMs: 3000 } });
     const r = await sv!.report('echo', (d) => 'rttMs' in d);
     assert.equal(r.rttMs.length, 3);
@@ -87,8 +81,7 @@ describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000 }, () =
     assert.match(kfdb, /02:00:00:00:42:02 dst 192\.168\.44\.1/);
   });
 
-  test('hostile outer packets are dropped and counted by reason; traffic still flows', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('hostile outer packets are dropped and counted by reason; traffic still flows', LIMIT, async () => {
     const before = ((await sv!.call({ cmd: 'counters' })).counters as any).devices[0].uplinkCounters;
     // Crafted datagrams to svnic's VXLAN port from the Linux namespace, with Node's own dgram.
     const script = `
@@ -117,8 +110,7 @@ describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000 }, () =
     assert.match(nsExec(linux, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.42.0.2'), /2 received/);
   });
 
-  test('frames too big for the path MTU are counted (tx_oversize), not silently lost', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('frames too big for the path MTU are counted (tx_oversize), not silently lost', LIMIT, async () => {
     // The guest (MTU 1500) sends a 1500-byte IP packet: its 1514-byte frame needs 1550 bytes outside.
     const before = ((await sv!.call({ cmd: 'counters' })).counters as any).devices[0].uplinkCounters.tx_oversize;
     await sv!.call({ cmd: 'send', guest: 'echo', msg: { udp: '10.42.0.1', port: 9, data: 'x'.repeat(1472) } });
@@ -127,8 +119,7 @@ describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000 }, () =
     await until(async () => ((await sv!.call({ cmd: 'counters' })).counters as any).devices[0].uplinkCounters.tx_oversize > before, 'tx_oversize moved');
   });
 
-  test('tshark decodes svnic\'s pcap of the tunnel: VXLAN, VNI 42, inner ICMP and ARP', LIMIT, async (t) => {
-    if (skip) return t.skip('no root or tools');
+  test('tshark decodes svnic\'s pcap of the tunnel: VXLAN, VNI 42, inner ICMP and ARP', LIMIT, async () => {
     await sv!.call({ cmd: 'capture', device: 'dev', path: null }); // close (flushes) the outer capture
     const outer = sh('tshark', ['-r', join(dir, 'outer.pcap'), '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-E', 'separator=|', '-E', 'aggregator=;',
       '-e', 'vxlan.vni', '-e', 'eth.type', '-e', 'icmp.type', '-e', 'arp.opcode']);

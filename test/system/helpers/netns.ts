@@ -34,14 +34,21 @@ export function systemTestBlocker(tools: string[] = []): string | null {
   return null;
 }
 
-/** Skip loudly, or fail under CI=true. Returns true when the caller should skip. */
-export function skipUnlessAble(t: { skip(msg: string): void }, tools: string[] = []): boolean {
+/**
+ * Options for a system test suite's describe(): skipped (with a loud message) when the machine
+ * cannot run it, except under CI=true, where the suite runs and its setup fails on requireAble().
+ */
+export function suiteOptions(tools: string[] = []): { skip?: string } {
   const why = systemTestBlocker(tools);
-  if (why === null) return false;
-  if (process.env.CI === 'true') throw new Error(`system test cannot run under CI=true: ${why}`);
-  process.stderr.write(`\n*** SKIPPED system test: ${why} ***\n`);
-  t.skip(why);
-  return true;
+  if (why === null || process.env.CI === 'true') return {};
+  process.stderr.write(`\n*** SKIPPED system test suite: ${why} ***\n`);
+  return { skip: why };
+}
+
+/** Throws when the machine cannot run system tests (the CI=true case of suiteOptions). */
+export function requireAble(tools: string[] = []): void {
+  const why = systemTestBlocker(tools);
+  if (why !== null) throw new Error(`system test cannot run${process.env.CI === 'true' ? ' under CI=true' : ''}: ${why}`);
 }
 
 export function makeNs(suffix: string): string {
