@@ -132,7 +132,8 @@ test('VXLAN over IPv6 loopback: the outer header is IPv6, guests still reach eac
     const [a, b] = await Promise.all([hv.createDevice({ name: 'A6' }), hv.createDevice({ name: 'B6' })]);
     const pa = 40000 + (process.pid % 20000);
     const pb = pa + 1;
-    uplinks.push(await VxlanUplink.attach(a, { local: '::1', port: pa, dstPort: pb, vnis: [{ vni: 6, remotes: ['::1'] }] }));
+    // A ages learned MACs after 1 s (checked below); B keeps the default 300 s.
+    uplinks.push(await VxlanUplink.attach(a, { local: '::1', port: pa, dstPort: pb, ageingSec: 1, vnis: [{ vni: 6, remotes: ['::1'] }] }));
     uplinks.push(await VxlanUplink.attach(b, { local: '::1', port: pb, dstPort: pa, vnis: [{ vni: 6, remotes: ['::1'] }] }));
     const ga = await hv.startGuest({ name: 'a', module: ECHO, args: { ip: '10.6.0.1/24' } });
     await hv.createVifFor(ga, a, { name: 'a-eth0' });
@@ -145,6 +146,10 @@ test('VXLAN over IPv6 loopback: the outer header is IPv6, guests still reach eac
     assert.ok(uplinks[0]!.settings.ipv6);
     assert.ok(uplinks[1]!.counters().rx_frames! >= 3);
     assert.ok((await uplinks[0]!.fdb()).some((e) => e.vtep === '::1'));
+    // ageing: with no traffic, A forgets B's guest within about a second; B still knows A's
+    await until(async () => (await uplinks[0]!.fdb()).length === 0, 'A aged out its learned MAC', 30_000);
+    assert.ok(uplinks[0]!.counters().aged_out! >= 1);
+    assert.ok((await uplinks[1]!.fdb()).length >= 1);
   } finally {
     await Promise.all(uplinks.map((u) => u.stop()));
     await hv.stop();
