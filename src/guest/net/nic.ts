@@ -9,6 +9,14 @@ import type { VirtioNetDriver } from '../driver.js';
 import { NetStack, type NetLink, type NetOptions } from './stack.js';
 
 export function nicLink(nic: VirtioNetDriver): NetLink {
+  // Frames are published (and the device kicked) once per synchronous burst, not per frame: the
+  // first transmit of a burst schedules one flush as a microtask (virtio 1.2, 2.7.13: batch, then
+  // notify).
+  let flushPending = false;
+  const flush = (): void => {
+    flushPending = false;
+    nic.flush();
+  };
   return {
     get mac() {
       return parseMac(nic.mac)!;
@@ -22,7 +30,10 @@ export function nicLink(nic: VirtioNetDriver): NetLink {
       if (slot < 0) return false;
       nic.bytes.set(frame.subarray(0, len), nic.txOffset(slot));
       nic.commitTx(slot, len);
-      nic.flush();
+      if (!flushPending) {
+        flushPending = true;
+        queueMicrotask(flush);
+      }
       return true;
     },
   };
