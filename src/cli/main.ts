@@ -9,6 +9,7 @@ import { registerVif } from './vif.js';
 import { registerStats } from './stats.js';
 import { registerTop } from './top.js';
 import { registerConfig } from './config-cmd.js';
+import { registerCapture } from './capture.js';
 
 const program = new Command();
 program
@@ -23,4 +24,5 @@ registerVif(program);
 registerStats(program);
 registerTop(program);
 registerConfig(program);
+registerCapture(program);
 await program.parseAsync(process.argv);

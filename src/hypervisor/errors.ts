@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'GUEST_EXITED'
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
+  | 'UPLINK_FAILED'
   | 'ENGINE_FAILED'
   | 'CONFIG_INVALID'
   | 'NATIVE_MISSING';
