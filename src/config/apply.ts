@@ -17,7 +17,7 @@ import { attachNetUplink } from '../uplink/net-uplinks.js';
 import { captureVif } from '../capture/vif-capture.js';
 import { NullUplink, type Uplink } from '../uplink/uplink.js';
 import { VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS, type VifCounter, type EngineCounter } from '../layout/counters.js';
-import type { Config, VifConfig } from './schema.js';
+import type { Config, UplinkConfig, VifConfig } from './schema.js';
 
 export interface ApplyOptions {
   /** Use this hypervisor instead of a new one (stop() then stops all of it). */
@@ -90,6 +90,31 @@ export interface Running {
 const at = (path: string, e: unknown): Error =>
   e instanceof SvnicError ? new SvnicError(e.code, `${path}: ${e.message}`) : new Error(`${path}: ${(e as Error)?.message ?? String(e)}`);
 
+/**
+ * Attach device `d`'s uplink as its config entry says; the one place that turns an uplink config
+ * into a running uplink (`svnic run` above, and the daemon through src/daemon/registry.ts).
+ * Returns the uplink of each device it now serves (a wire serves both of its ends), or [] when this
+ * is the far end of a wire its peer already connected.
+ */
+export async function attachUplink(d: Device, uplink: UplinkConfig, devices: ReadonlyMap<string, Device>): Promise<[string, Uplink][]> {
+  switch (uplink.kind) {
+    case 'echo':
+      return [[d.name, await EchoUplink.attach(d)]];
+    case 'vxlan':
+    case 'tap':
+      return [[d.name, await attachNetUplink(d, uplink)]]; // issue 4
+    case 'wire': {
+      if (d.uplinkKind === 'wire') return []; // the other end already connected this wire
+      const peer = devices.get(uplink.peer);
+      if (!peer) throw new SvnicError('BAD_OPTION', `wire: no running device "${uplink.peer}" to connect to`);
+      const w = await Wire.connect(d, peer);
+      return [[d.name, w], [uplink.peer, w]];
+    }
+    case 'null':
+      return [[d.name, new NullUplink(d)]];
+  }
+}
+
 export async function applyConfig(config: Config, opts: ApplyOptions = {}): Promise<Running> {
   const hv = opts.hypervisor ?? new Hypervisor();
   const devices = new Map<string, Device>();
@@ -160,16 +185,8 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
       }
     }
     for (const dc of config.devices) {
-      const d = devices.get(dc.name)!;
       try {
-        if (dc.uplink.kind === 'echo') uplinks.set(dc.name, await EchoUplink.attach(d));
-        else if (dc.uplink.kind === 'vxlan' || dc.uplink.kind === 'tap') uplinks.set(dc.name, await attachNetUplink(d, dc.uplink)); // issue 4
-        else if (dc.uplink.kind === 'wire') {
-          if (d.uplinkKind === 'wire') continue; // the other end already connected this wire
-          const w = await Wire.connect(d, devices.get(dc.uplink.peer)!);
-          uplinks.set(dc.name, w);
-          uplinks.set(dc.uplink.peer, w);
-        } else if (!uplinks.has(dc.name)) uplinks.set(dc.name, new NullUplink(d)); // (or the far end of a wire)
+        for (const [n, u] of await attachUplink(devices.get(dc.name)!, dc.uplink, devices)) uplinks.set(n, u);
       } catch (e) {
         throw at(`${dc.path}.uplink`, e);
       }

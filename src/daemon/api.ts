@@ -14,7 +14,7 @@ import type { Sampler } from './sampler.js';
 import {
   anyObject, applyResult, configBody, errors, ifMatchHeader, mutationQuery, nameParams, vifCreateBody, vifPatchBody,
 } from './api-schemas.js';
-import { deviceList, guestList, uplinkList, vifList, vifView } from './views.js';
+import { deviceList, guestList, uplinkList, uplinkView, vifList, vifView } from './views.js';
 import { registerStatic } from './static.js';
 
 export const API_VERSION = '1.0.0';
@@ -138,6 +138,19 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return d;
   });
   app.get('/v1/uplinks', R('devices', 'Uplinks of the devices and their counters', { response: list('uplinks') }), async () => uplinkList(ctl));
+  app.get('/v1/uplinks/:name', R('devices', 'One device\'s uplink and its counters (drops by reason, VXLAN forwarding-table size)', { params: nameParams, response: { 200: anyObject, ...errors(404) } }), async (req) => {
+    const { name } = req.params as { name: string };
+    const u = uplinkView(ctl, name);
+    if (!u) throw new ApiError('NO_SUCH_DEVICE', 404, `no device "${name}"; list devices with GET /v1/devices`);
+    return u;
+  });
+  app.get('/v1/uplinks/:name/fdb', R('devices', 'MACs a VXLAN uplink learned, with their VTEP and age (asks the uplink\'s worker)', { params: nameParams, response: { 200: { type: 'array', items: anyObject }, ...errors(404, 409) } }), async (req) => {
+    const { name } = req.params as { name: string };
+    if (!ctl.runtime.devices.has(name)) throw new ApiError('NO_SUCH_DEVICE', 404, `no device "${name}"; list devices with GET /v1/devices`);
+    const up = ctl.runtime.uplinks.get(name) as { fdb?: () => Promise<unknown[]> } | undefined;
+    if (typeof up?.fdb !== 'function') throw new ApiError('NO_FDB', 409, `device "${name}" has a ${ctl.runtime.devices.get(name)!.cfg.uplink.kind} uplink, which learns no MACs (only vxlan does)`);
+    return up.fdb();
+  });
   app.get('/v1/guests', R('guests', 'Guests and their state', { response: list('guests') }), async () => guestList(ctl));
 
   app.get('/v1/vifs', R('vifs', 'VIFs with settings, state and counters', { response: list('VIFs') }), async () => vifList(ctl));

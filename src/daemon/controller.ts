@@ -78,6 +78,7 @@ export class Controller {
   constructor(readonly opts: ControllerOptions = {}) {
     this.log = opts.log ?? (() => {});
     this.baseDir = opts.configFile ? dirname(resolve(opts.configFile)) : process.cwd();
+    this.runtime.baseDir = this.baseDir;
   }
 
   /** Run `fn` after every change queued before it. */

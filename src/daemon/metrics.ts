@@ -11,6 +11,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { ENGINE_DROP_COUNTERS, VIF_DROP_COUNTERS } from '../layout/counters.js';
 import type { Controller } from './controller.js';
 import type { Sampler } from './sampler.js';
+import { UPLINK_KINDS } from './registry.js';
 
 const PROTO = ['proto_avail_jump', 'proto_bad_desc_index', 'proto_desc_loop', 'proto_indirect', 'proto_bad_features'] as const;
 
@@ -127,6 +128,42 @@ export function createMetrics(ctl: Controller, sampler: Sampler): Registry {
   });
   counter('svnic_engine_drops_total', 'Frames an engine dropped that belong to no single VIF, by reason.', [...eng, 'reason'], (set) => {
     for (const e of engines()) for (const k of ENGINE_DROP_COUNTERS) set({ ...e.labels, reason: k }, e.c[k]);
+  });
+
+  // ---- per uplink (issue 4): what each kind's counters mean is in registry.ts UPLINK_KINDS
+  const uplinks = function* () {
+    for (const [name, d] of rt.devices) {
+      const up = rt.uplinks.get(name);
+      const spec = UPLINK_KINDS[d.cfg.uplink.kind]?.counters;
+      if (up && spec) yield { labels: { device: name, kind: d.cfg.uplink.kind }, c: up.counters(), spec };
+    }
+  };
+  const upl = ['device', 'kind'];
+  gauge('svnic_uplink_info', 'Always 1 for each device\'s attached uplink; kind is null, echo, wire, vxlan or tap.', upl, (set) => {
+    for (const u of uplinks()) set(u.labels, 1);
+  });
+  for (const [key, name, help] of [
+    ['frames', 'svnic_uplink_frames_total', 'Frames an uplink moved: to_network = from the device onto the network, from_network = from the network into the device.'],
+    ['bytes', 'svnic_uplink_bytes_total', 'Bytes of Ethernet frames an uplink moved, by direction (see svnic_uplink_frames_total).'],
+    ['packets', 'svnic_uplink_packets_total', 'Outer packets (VXLAN: UDP datagrams; a flood is one per remote VTEP), by direction.'],
+  ] as const) {
+    counter(name, help, [...upl, 'direction'], (set) => {
+      for (const u of uplinks()) {
+        const m = u.spec[key];
+        if (!m) continue;
+        set({ ...u.labels, direction: 'to_network' }, u.c[m.toNetwork] ?? 0);
+        set({ ...u.labels, direction: 'from_network' }, u.c[m.fromNetwork] ?? 0);
+      }
+    });
+  }
+  counter('svnic_uplink_drops_total', 'Frames or packets an uplink dropped, by reason (docs/uplinks.md: tx_* toward the network, rx_* from it).', [...upl, 'reason'], (set) => {
+    for (const u of uplinks()) for (const k of u.spec.drops) set({ ...u.labels, reason: k }, u.c[k] ?? 0);
+  });
+  counter('svnic_uplink_fdb_events_total', 'Learned forwarding-table events of a VXLAN uplink: learned, learn_moved, learn_full (refused: table full), aged_out.', [...upl, 'event'], (set) => {
+    for (const u of uplinks()) for (const k of u.spec.fdbEvents ?? []) set({ ...u.labels, event: k }, u.c[k] ?? 0);
+  });
+  gauge('svnic_uplink_fdb_entries', 'MACs a VXLAN uplink has learned (all VNIs) and not yet aged out.', upl, (set) => {
+    for (const u of uplinks()) if (u.spec.fdbEntries) set(u.labels, u.spec.fdbEntries(u.c));
   });
 
   // ---- the daemon

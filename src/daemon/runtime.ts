@@ -3,6 +3,7 @@
  * from. It executes plan steps (plan.ts) with the Hypervisor API and answers "what runs now" for the
  * next plan. It never decides what to do; the controller does.
  */
+import { resolve } from 'node:path';
 import { Hypervisor } from '../hypervisor/hypervisor.js';
 import type { Device, Vif, VifSettings } from '../hypervisor/device.js';
 import type { Guest } from '../hypervisor/guest.js';
@@ -29,6 +30,9 @@ export class Runtime {
   startMessage: unknown = 'go';
   /** Where device events (a VIF needing a reset, a guest exiting) are logged. */
   log: (msg: string) => void = () => {};
+  /** Where relative file paths of the config (capture files) are resolved: the config file's directory. */
+  baseDir = process.cwd();
+  readonly resolvePath = (p: string): string => resolve(this.baseDir, p);
 
   view(): RunningView {
     const guests = new Map<string, GuestConfig>();
@@ -87,7 +91,7 @@ export class Runtime {
         const kind = UPLINK_KINDS[d.cfg.uplink.kind];
         if (!kind) throw new SvnicError('BAD_OPTION', `the daemon does not know uplink kind "${d.cfg.uplink.kind}" (registry.ts UPLINK_KINDS)`);
         const devices = new Map([...this.devices].map(([n, x]) => [n, x.device]));
-        for (const [n, u] of await kind.attach(d.device, d.cfg, { devices, attached: this.uplinks })) this.uplinks.set(n, u);
+        for (const [n, u] of await kind.attach(d.device, d.cfg, { devices, attached: this.uplinks, resolvePath: this.resolvePath })) this.uplinks.set(n, u);
         return;
       }
       case 'start-guest': {
@@ -109,7 +113,7 @@ export class Runtime {
         const settings: Record<string, unknown> = {};
         for (const k of s.fields) {
           const f = VIF_FIELDS.find((x) => x.key === k)!;
-          if (f.apply) await f.apply(r.vif.device, r.vif, s.to);
+          if (f.apply) await f.apply(r.vif.device, r.vif, s.to, this);
           else settings[k] = (s.to as unknown as Record<string, unknown>)[k];
         }
         if (Object.keys(settings).length) await r.vif.device.setVif(r.vif.id, settings as VifSettings);
@@ -122,6 +126,9 @@ export class Runtime {
         if (!g || !d) throw new SvnicError('NO_SUCH_GUEST', `VIF ${s.vif.name}: guest ${s.guest} or device ${s.vif.device} is not running`);
         const vif = await d.device.createVif(vifCreateOptions(s.vif));
         this.vifs.set(s.vif.name, { cfg: s.vif, guest: s.guest, vif });
+        for (const f of VIF_FIELDS) {
+          if (f.onCreate && (s.vif as unknown as Record<string, unknown>)[f.key] !== undefined) await f.onCreate(vif, s.vif, this);
+        }
         await this.hv.plug(g.guest, vif);
         return;
       }

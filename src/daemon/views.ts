@@ -2,6 +2,7 @@
 import { ENGINE_DROP_COUNTERS, VIF_DROP_COUNTERS } from '../layout/counters.js';
 import type { Controller } from './controller.js';
 import type { RunningVif } from './runtime.js';
+import { uplinkSummary } from './registry.js';
 
 export function vifView(ctl: Controller, r: RunningVif): Record<string, unknown> {
   const v = r.vif;
@@ -48,12 +49,31 @@ export function deviceList(ctl: Controller): Record<string, unknown>[] {
       counters, drops: ENGINE_DROP_COUNTERS.reduce((s, k) => s + counters[k], 0), dropReasons,
       unaccounted: device.unaccounted(),
       engineCounters: engines,
+      uplinkState: uplinkView(ctl, device.name),
     };
   });
 }
 
+/**
+ * One device's uplink: its config, its counters (read now from shared memory), drops summed and by
+ * reason, and for VXLAN the learned forwarding table's size (registry.ts UPLINK_KINDS), plus what
+ * the uplink itself reports (a TAP interface's name, VXLAN source ports).
+ */
+export function uplinkView(ctl: Controller, deviceName: string): Record<string, unknown> | null {
+  const d = ctl.runtime.devices.get(deviceName);
+  if (!d) return null;
+  const up = ctl.runtime.uplinks.get(deviceName);
+  const counters = up?.counters() ?? {};
+  const extra = up as unknown as { ifname?: string; sourcePorts?: number[] } | undefined;
+  return {
+    device: deviceName, ...d.cfg.uplink,
+    attached: up !== undefined,
+    ...(typeof extra?.ifname === 'string' ? { ifname: extra.ifname } : {}),
+    ...(Array.isArray(extra?.sourcePorts) ? { sourcePorts: extra.sourcePorts } : {}),
+    counters, ...uplinkSummary(d.cfg.uplink.kind, counters),
+  };
+}
+
 export function uplinkList(ctl: Controller): Record<string, unknown>[] {
-  return [...ctl.runtime.devices.values()].map(({ cfg, device }) => ({
-    device: device.name, ...cfg.uplink, counters: ctl.runtime.uplinks.get(device.name)?.counters() ?? {},
-  }));
+  return [...ctl.runtime.devices.keys()].map((n) => uplinkView(ctl, n)!);
 }

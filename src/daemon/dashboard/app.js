@@ -84,10 +84,17 @@ function drawTable(vifs, stats) {
 function drawDevices(devices) {
   $('device-table').querySelector('tbody').innerHTML = devices.map((d) => {
     const c = d.counters || {};
-    const up = d.uplink && d.uplink.kind ? d.uplink.kind + (d.uplink.peer ? ` to ${d.uplink.peer}` : '') : '';
-    return `<tr><td>${esc(d.name)}</td><td class="num">${d.engines}</td><td>${esc(up)}</td><td class="num">${d.vifs}</td>`
+    const u = d.uplinkState || {};
+    const up = d.uplink && d.uplink.kind ? d.uplink.kind + (d.uplink.peer ? ` to ${d.uplink.peer}` : '')
+      + (d.uplink.vnis ? ` VNI ${d.uplink.vnis.map((v) => v.vni).join(',')} port ${d.uplink.port}` : '') + (u.ifname ? ` ${u.ifname}` : '') : '';
+    // uplink drops (VXLAN/TAP: by reason, the top one shown) and the VXLAN learned-MAC table's size
+    const reasons = Object.entries(u.dropReasons || {}).sort((a, b) => b[1] - a[1]);
+    const upDrops = u.drops === undefined ? '' : `${u.drops}${reasons.length ? ` <span class="muted">${esc(reasons[0][0])}</span>` : ''}`;
+    return `<tr data-device="${esc(d.name)}"><td>${esc(d.name)}</td><td class="num">${d.engines}</td><td>${esc(up)}</td><td class="num">${d.vifs}</td>`
       + `<td class="num">${c.uplink_tx_frames ?? 0}</td><td class="num">${c.uplink_rx_frames ?? 0}</td><td class="num">${c.flood_copies ?? 0}</td>`
-      + `<td class="num" title="${esc(JSON.stringify(d.dropReasons || {}))}">${d.drops}</td><td class="num">${d.unaccounted}</td></tr>`;
+      + `<td class="num" title="${esc(JSON.stringify(d.dropReasons || {}))}">${d.drops}</td>`
+      + `<td class="num up-drops" title="${esc(JSON.stringify(u.dropReasons || {}))}">${upDrops}</td><td class="num up-fdb">${u.fdbEntries ?? '-'}</td>`
+      + `<td class="num">${d.unaccounted}</td></tr>`;
   }).join('');
 }
 function drawChanges(config) {
