@@ -56,6 +56,9 @@ export class CaptureTap {
   }
 }
 
+/** How often a draining capture writes its buffered records to the file (ms). */
+const FLUSH_MS = 200;
+
 /** Consumer end (main thread): move frames from rings into a pcap writer. */
 export class CaptureDrain {
   private readonly rings: { r: FrameRing; f64: Float64Array; flag: Int32Array }[];
@@ -76,12 +79,27 @@ export class CaptureDrain {
     return this.on;
   }
 
+  /**
+   * Called every FLUSH_MS while draining, so a file stays readable while a long-running process
+   * (svnicd) captures: the writer given to start() is flushed, and with `route` this hook flushes
+   * the routed writers (vif-capture.ts sets it).
+   */
+  onFlush: (() => void) | null = null;
+
   start(w: PcapWriter | null, everyMs = 20): void {
     this.stop();
     this.writer = w;
     this.on = true;
     for (const x of this.rings) Atomics.store(x.flag, CAP_ENABLED, 1);
-    this.timer = setInterval(() => this.drain(), everyMs);
+    let sinceFlush = 0;
+    this.timer = setInterval(() => {
+      if (this.drain() > 0 || sinceFlush > 0) sinceFlush += everyMs;
+      if (sinceFlush >= FLUSH_MS) {
+        sinceFlush = 0;
+        this.writer?.flush();
+        this.onFlush?.();
+      }
+    }, everyMs);
     this.timer.unref();
   }
 

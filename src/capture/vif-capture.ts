@@ -26,6 +26,7 @@ class DeviceCapture {
     let dc: DeviceCapture | null = null;
     const drain = new CaptureDrain(rings, (meta) => dc!.writers.get(meta >>> 1) ?? null);
     dc = new DeviceCapture(device, slots, drain);
+    drain.onFlush = () => { for (const w of dc!.writers.values()) w.flush(); };
     for (let i = 0; i < device.engineCount; i++) await device.attachCapture(i, rings[i]!, slots);
     device.once('stopped', () => dc!.closeAll());
     return dc;

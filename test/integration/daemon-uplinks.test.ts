@@ -1,0 +1,188 @@
+/**
+ * The daemon with issue 4's uplinks (no root needed): one daemon runs two devices whose VXLAN
+ * uplinks face each other over loopback UDP, a traffic guest on each. Checked:
+ *  - the config starts, and both tunnels learn the other side's MAC;
+ *  - hostile datagrams sent to a VTEP's port are counted by reason, and the uplink's counters,
+ *    drop reasons and learned-table size are the same in GET /v1/uplinks/{device},
+ *    GET /v1/devices/{device} and /metrics;
+ *  - a reload that sets, moves and removes a VIF's `capture` changes the running VIF in place
+ *    (same VIF, same slot) and the pcap files get that VIF's frames, both directions;
+ *  - a capture path the daemon cannot write is refused and rolled back, the old capture goes on.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import { http, tmp, TRAFFIC } from '../helpers/daemon.js';
+import { until } from '../helpers/until.js';
+
+let d: Daemon;
+let dir: string;
+let cfgFile: string;
+let pa: number;
+let pb: number;
+const MAC_A = '02:00:00:07:00:0a';
+const MAC_B = '02:00:00:07:00:0b';
+
+/** A free UDP port on loopback (bound, read, closed: another process could take it in between, which the test would report as a failed start). */
+async function freePort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const p = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+function writeConfig(capture?: string): void {
+  const vx = (port: number, dstPort: number) =>
+    `{ kind: vxlan, local: 127.0.0.1, port: ${port}, dstPort: ${dstPort}, vnis: [ { vni: 7, segment: 0, remotes: [127.0.0.1] } ] }`;
+  writeFileSync(cfgFile, [
+    'devices:',
+    `  - { name: A, uplink: ${vx(pa, pb)} }`,
+    `  - { name: B, uplink: ${vx(pb, pa)} }`,
+    'guests:',
+    `  - { name: a, module: ${JSON.stringify(TRAFFIC)}, args: { pps: 50 }, vifs: [ { name: a0, device: A, mac: "${MAC_A}"${capture ? `, capture: ${capture}` : ''} } ] }`,
+    `  - { name: b, module: ${JSON.stringify(TRAFFIC)}, args: { pps: 50 }, vifs: [ { name: b0, device: B, mac: "${MAC_B}" } ] }`,
+    '',
+  ].join('\n'));
+}
+
+/** Source MACs of the frames in a classic pcap file (only complete records). */
+function pcapSources(file: string): string[] {
+  const b = readFileSync(file);
+  if (b.length < 24) return [];
+  assert.equal(b.readUInt32LE(0), 0xa1b2c3d4, `${file} is a pcap file`);
+  const out: string[] = [];
+  for (let o = 24; o + 16 <= b.length;) {
+    const n = b.readUInt32LE(o + 8);
+    if (o + 16 + n > b.length) break;
+    out.push([...b.subarray(o + 16 + 6, o + 16 + 12)].map((x) => x.toString(16).padStart(2, '0')).join(':'));
+    o += 16 + n;
+  }
+  return out;
+}
+
+const metricValue = (text: string, prefix: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`${prefix} `));
+  assert.ok(line, `a metric line ${prefix}`);
+  return Number(line.split(' ').pop());
+};
+
+before(async () => {
+  dir = tmp('sv7-uplinks-');
+  cfgFile = join(dir, 'svnic.yaml');
+  pa = await freePort();
+  do pb = await freePort(); while (pb === pa);
+  writeConfig();
+  d = await startDaemon({ config: cfgFile, socket: join(dir, 'api.sock'), listen: { host: '127.0.0.1', port: 0 }, persist: false, log: () => {} });
+});
+after(async () => {
+  await d?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a config with VXLAN uplinks starts; both tunnels learn the other side', { timeout: 60_000 }, async () => {
+  const ups = (await http(d.url!, 'GET', '/v1/uplinks')).body as unknown as Record<string, any>[];
+  assert.deepEqual(ups.map((u) => [u.device, u.kind, u.attached, u.port]), [['A', 'vxlan', true, pa], ['B', 'vxlan', true, pb]]);
+  await until(async () => {
+    const [a, b] = await Promise.all(['A', 'B'].map(async (n) => (await http(d.url!, 'GET', `/v1/uplinks/${n}`)).body as any));
+    return a.fdbEntries === 1 && b.fdbEntries === 1;
+  }, 'each VTEP learned the other guest\'s MAC');
+  const fdb = (await http(d.url!, 'GET', '/v1/uplinks/A/fdb')).body as unknown as { vni: number; mac: string; vtep: string }[];
+  assert.deepEqual(fdb.map((e) => [e.vni, e.mac, e.vtep]), [[7, MAC_B, '127.0.0.1']]);
+  // frames crossed the tunnel into the guests (to_guest counters of the VIFs)
+  await until(() => d.ctl.runtime.vifs.get('a0')!.vif.counters().rx_frames > 0 && d.ctl.runtime.vifs.get('b0')!.vif.counters().rx_frames > 0, 'frames delivered across the tunnel');
+});
+
+test('hostile datagrams are counted by reason, alike in the API, the device view and /metrics', { timeout: 60_000 }, async () => {
+  const s = createSocket('udp4');
+  try {
+    const send = (b: Buffer) => new Promise<void>((r, j) => s.send(b, pa, '127.0.0.1', (e) => (e ? j(e) : r())));
+    await send(Buffer.from([0x08, 0, 0])); // shorter than the 8-byte VXLAN header
+    const noI = Buffer.alloc(8 + 14); // I flag clear (RFC 7348, 5)
+    await send(noI);
+    const vni99 = Buffer.alloc(8 + 14);
+    vni99[0] = 0x08;
+    vni99.writeUIntBE(99, 4, 3); // a VNI this VTEP does not carry
+    await send(vni99);
+  } finally {
+    s.close();
+  }
+  await until(async () => {
+    const u = (await http(d.url!, 'GET', '/v1/uplinks/A')).body as any;
+    return u.counters.rx_short === 1 && u.counters.rx_bad_flags === 1 && u.counters.rx_unknown_vni === 1;
+  }, 'the three datagrams counted');
+  const u = (await http(d.url!, 'GET', '/v1/uplinks/A')).body as any;
+  assert.deepEqual(u.dropReasons, { rx_short: 1, rx_bad_flags: 1, rx_unknown_vni: 1 });
+  assert.equal(u.drops, 3);
+  assert.equal(u.fdbEntries, 1, 'a hostile datagram taught the table nothing');
+  const dev = (await http(d.url!, 'GET', '/v1/devices/A')).body as any;
+  assert.deepEqual(dev.uplinkState.dropReasons, u.dropReasons);
+  assert.equal(dev.uplinkState.fdbEntries, 1);
+  const b = (await http(d.url!, 'GET', '/v1/uplinks/B')).body as any;
+  assert.equal(b.drops, 0, 'the other VTEP saw none of it');
+
+  const text = (await http(d.url!, 'GET', '/metrics')).body as unknown as string;
+  const l = 'device="A",kind="vxlan"';
+  assert.equal(metricValue(text, `svnic_uplink_drops_total{${l},reason="rx_short"}`), 1);
+  assert.equal(metricValue(text, `svnic_uplink_drops_total{${l},reason="rx_bad_flags"}`), 1);
+  assert.equal(metricValue(text, `svnic_uplink_drops_total{${l},reason="rx_unknown_vni"}`), 1);
+  assert.equal(metricValue(text, `svnic_uplink_drops_total{${l},reason="tx_no_remote"}`), 0);
+  assert.equal(metricValue(text, `svnic_uplink_fdb_entries{${l}}`), 1);
+  assert.ok(metricValue(text, `svnic_uplink_fdb_events_total{${l},event="learned"}`) >= 1);
+  assert.ok(metricValue(text, `svnic_uplink_frames_total{${l},direction="to_network"}`) > 0);
+  assert.ok(metricValue(text, `svnic_uplink_frames_total{${l},direction="from_network"}`) > 0);
+  assert.ok(metricValue(text, `svnic_uplink_packets_total{${l},direction="from_network"}`) >= 3 + 1, 'the hostile datagrams are packets too');
+  assert.equal(metricValue(text, `svnic_uplink_info{${l}}`), 1);
+
+  // an unknown device: 404 NO_SUCH_DEVICE
+  const none = await http(d.url!, 'GET', '/v1/uplinks/nope/fdb');
+  assert.equal(none.status, 404);
+  assert.equal(none.body.code, 'NO_SUCH_DEVICE');
+});
+
+test('a reload sets, moves and removes a VIF\'s capture in place; both directions are captured', { timeout: 90_000 }, async () => {
+  const vifBefore = d.ctl.runtime.vifs.get('a0')!.vif;
+  const sources = new Set<string>();
+  writeConfig('a0.pcap'); // relative to the config file's directory
+  const r1 = await d.ctl.reload();
+  assert.deepEqual(r1.changes.map((c) => [c.kind, c.name, c.action, Object.keys(c.fields ?? {})]), [['vif', 'a0', 'changed', ['capture']]]);
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.vif, vifBefore, 'the same VIF (not replaced)');
+  const f1 = join(dir, 'a0.pcap');
+  await until(() => {
+    for (const m of pcapSources(f1)) sources.add(m);
+    return sources.has(MAC_A) && sources.has(MAC_B);
+  }, 'a0.pcap holds frames a0 sent and frames b0 sent that reached a0 through the tunnel');
+
+  // a path the daemon cannot write: refused, rolled back, the running capture goes on
+  const bad = await http(d.url!, 'PATCH', '/v1/vifs/a0', { capture: join(dir, 'no-such-dir', 'x.pcap') }, { authorization: `Bearer ${readFileSync(d.tokenFile!, 'utf8').trim()}` });
+  assert.equal(bad.status, 422, JSON.stringify(bad.body));
+  assert.equal(bad.body.code, 'APPLY_FAILED');
+  assert.equal((bad.body as any).cause, 'BAD_OPTION');
+  assert.equal((bad.body as any).rolledBack, true);
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.cfg.capture, 'a0.pcap');
+  const n1 = pcapSources(f1).length;
+  await until(() => pcapSources(f1).length > n1, 'a0.pcap still grows');
+
+  // move it to another file
+  writeConfig('a0-second.pcap');
+  const r2 = await d.ctl.reload();
+  assert.deepEqual(r2.changes.map((c) => [c.name, c.action, c.fields?.capture]), [['a0', 'changed', { from: 'a0.pcap', to: 'a0-second.pcap' }]]);
+  const f2 = join(dir, 'a0-second.pcap');
+  await until(() => pcapSources(f2).includes(MAC_A), 'the new file gets a0\'s frames');
+  const closed = statSync(f1).size;
+  const sent = d.ctl.runtime.vifs.get('a0')!.vif.counters().tx_frames;
+
+  // remove it: the file is complete and stops growing while a0 keeps sending
+  writeConfig();
+  const r3 = await d.ctl.reload();
+  assert.deepEqual(r3.changes.map((c) => [c.name, c.action, Object.keys(c.fields ?? {})]), [['a0', 'changed', ['capture']]]);
+  const stopped = statSync(f2).size;
+  await until(() => d.ctl.runtime.vifs.get('a0')!.vif.counters().tx_frames >= sent + 20, 'a0 sent 20 more frames');
+  assert.equal(statSync(f1).size, closed, 'the first file was closed when the capture moved');
+  assert.equal(statSync(f2).size, stopped, 'no frame is written after the capture was removed');
+  assert.equal((pcapSources(f2).length * 16 + 24) <= stopped, true);
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.vif, vifBefore, 'still the same VIF');
+});
