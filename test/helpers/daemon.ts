@@ -12,11 +12,11 @@ export function tmp(prefix = 'sv7-'): string {
 }
 
 /** Two traffic guests (a: a0 with a fixed MAC; b: b0 without one), one device. */
-export function daemonConfig(dir: string, o: { pps?: number; extra?: string } = {}): string {
+export function daemonConfig(dir: string, o: { pps?: number; extra?: string; uplink?: string } = {}): string {
   const f = join(dir, 'svnic.yaml');
   const pps = o.pps ?? 50;
   writeFileSync(f, [
-    'device: { name: dev0, uplink: null }',
+    `device: { name: dev0, uplink: ${o.uplink ?? 'null'} }`,
     'guests:',
     `  - { name: a, module: ${JSON.stringify(TRAFFIC)}, args: { pps: ${pps} }, vifs: [ { name: a0, mac: "02:00:00:00:00:0a" } ] }`,
     `  - { name: b, module: ${JSON.stringify(TRAFFIC)}, args: { pps: ${pps} }, vifs: [ { name: b0 } ] }`,

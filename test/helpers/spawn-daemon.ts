@@ -10,8 +10,10 @@ export interface Spawned {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnDaemon(args: string[], limitMs = 60_000): Promise<Spawned> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin/svnicd'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `wrap`: a command the daemon runs under, e.g. ['ip', 'netns', 'exec', NS] (it must exec its arguments). */
+export function spawnDaemon(args: string[], limitMs = 60_000, wrap: string[] = []): Promise<Spawned> {
+  const argv = [process.execPath, join(ROOT, 'bin/svnicd'), ...args];
+  const child = spawn(wrap[0] ?? argv[0]!, [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
