@@ -5,19 +5,20 @@
  *
  * Rules:
  *  - devices: added or removed; a change to a running device's settings or uplink is refused
- *    (NEEDS_RESTART, with the config path) because engines and rings are sized at creation;
+ *    (NEEDS_RESTART, with the config path) because engines and rings are sized at creation, except
+ *    the uplink fields its kind can change live (a VXLAN or TAP uplink's `capture`);
  *  - guests: added, removed, or replaced (stopped and started again, with their VIFs re-created)
  *    when their kind, module or args change; a guest whose worker has exited is started again;
  *  - VIFs: added, removed, changed in place for the fields registry.ts lists as live, or replaced
  *    (unplugged, created, plugged) for any other field, for a move to another guest, when its
  *    guest is replaced, or when its new MAC is still another running VIF's (a swap).
- * Step order: remove VIFs, stop guests, remove devices, add devices, attach uplinks, start guests,
+ * Step order: remove VIFs, stop guests, remove devices, add devices, attach uplinks, change uplinks, start guests,
  * change VIFs, add VIFs (in file order), send the start message to the guests started.
  */
 import type { Vif } from '../hypervisor/device.js';
 import type { Config, DeviceConfig, GuestConfig, VifConfig } from '../config/schema.js';
 import { ApiError } from './errors.js';
-import { VIF_FIELDS, VIF_META_KEYS, guestKindOf } from './registry.js';
+import { UPLINK_KINDS, VIF_FIELDS, VIF_META_KEYS, guestKindOf } from './registry.js';
 
 /** What runs now, as the plan needs to see it. */
 export interface RunningView {
@@ -34,6 +35,7 @@ export type Step =
   | { op: 'remove-device'; device: string }
   | { op: 'add-device'; device: DeviceConfig }
   | { op: 'attach-uplink'; device: string }
+  | { op: 'change-uplink'; device: string; to: DeviceConfig; fields: string[] }
   | { op: 'start-guest'; guest: GuestConfig }
   | { op: 'change-vif'; vif: string; to: VifConfig; fields: string[] }
   | { op: 'add-vif'; vif: VifConfig; guest: string }
@@ -85,12 +87,23 @@ export function planChanges(running: RunningView, desired: Config): Plan {
   const desiredVifs = new Map<string, { cfg: VifConfig; guest: string }>();
   for (const g of desired.guests) for (const v of g.vifs) desiredVifs.set(v.name, { cfg: v, guest: g.name });
 
-  // Devices: refuse changes to running ones before anything else.
+  // Devices: refuse changes to running ones before anything else, except the uplink fields its
+  // kind can change live (registry.ts UPLINK_KINDS liveFields: a VXLAN or TAP capture).
   const refused: { path: string; message: string }[] = [];
+  const uplinkSteps: Step[] = [];
   for (const [name, from] of running.devices) {
     const to = desiredDevices.get(name);
     if (!to) continue;
-    for (const k of diffKeys(from, to, new Set(['path', 'name']))) {
+    const keys = diffKeys(from, to, new Set(['path', 'name']));
+    const live = UPLINK_KINDS[from.uplink.kind]?.liveFields ?? [];
+    const upKeys = keys.includes('uplink') && from.uplink.kind === to.uplink.kind ? diffKeys(from.uplink, to.uplink, new Set()) : [];
+    const uplinkLive = upKeys.length > 0 && upKeys.every((k) => live.includes(k));
+    if (uplinkLive) {
+      uplinkSteps.push({ op: 'change-uplink', device: name, to, fields: upKeys });
+      changes.push({ kind: 'device', name, action: 'changed', fields: Object.fromEntries(upKeys.map((k) => [`uplink.${k}`, { from: (from.uplink as Record<string, unknown>)[k], to: (to.uplink as Record<string, unknown>)[k] }])) });
+    }
+    for (const k of keys) {
+      if (k === 'uplink' && uplinkLive) continue;
       refused.push({
         path: `${to.path}.${k}`,
         message: `device "${name}" is running with ${k} ${JSON.stringify((from as unknown as Record<string, unknown>)[k])}; it cannot change while the device runs (restart the daemon, or give the device a new name)`,
@@ -188,6 +201,7 @@ export function planChanges(running: RunningView, desired: Config): Plan {
     changes.push({ kind: 'device', name: d.name, action: 'added' });
   }
   for (const d of addedDevices) steps.push({ op: 'attach-uplink', device: d.name });
+  steps.push(...uplinkSteps);
   for (const g of startGuests) steps.push({ op: 'start-guest', guest: g });
   steps.push(...changeVifs);
   for (const g of desired.guests) {
@@ -207,6 +221,7 @@ export function describeStep(s: Step): string {
     case 'remove-device': return `remove device ${s.device}`;
     case 'add-device': return `create device ${s.device.name}`;
     case 'attach-uplink': return `attach uplink of ${s.device}`;
+    case 'change-uplink': return `change uplink of ${s.device} (${s.fields.join(', ')})`;
     case 'start-guest': return `start guest ${s.guest.name}`;
     case 'change-vif': return `change VIF ${s.vif} (${s.fields.join(', ')})`;
     case 'add-vif': return `create VIF ${s.vif.name} for guest ${s.guest}`;

@@ -24,6 +24,9 @@ import { TAP_DROP_COUNTERS } from '../uplink/tap-counters.js';
 import { attachUplink } from '../config/apply.js';
 import { captureVif } from '../capture/vif-capture.js';
 import type { DeviceConfig, GuestConfig, UplinkConfig, VifConfig } from '../config/schema.js';
+import type { TapUplinkConfig, VxlanUplinkConfig } from '../config/net-uplinks.js';
+import type { VxlanUplink } from '../uplink/vxlan.js';
+import type { TapUplink } from '../uplink/tap.js';
 
 // ---------------------------------------------------------------------------------------------
 // Uplinks
@@ -62,6 +65,9 @@ export interface UplinkKind {
    */
   attach(device: Device, cfg: DeviceConfig, ctx: UplinkContext): Promise<[string, Uplink][]>;
   counters: UplinkCounterSpec;
+  /** Uplink config fields that change on the running uplink with `change` (others: NEEDS_RESTART). */
+  liveFields?: readonly string[];
+  change?: (uplink: Uplink, to: UplinkConfig, ctx: UplinkContext) => Promise<void>;
 }
 
 /**
@@ -81,6 +87,12 @@ export const UPLINK_KINDS: Record<string, UplinkKind> = {
   // issue 4 (docs/uplinks.md): counters in uplink/vxlan-codec.ts and uplink/tap-counters.ts
   vxlan: {
     attach: shared,
+    liveFields: ['capture'],
+    async change(up, to, ctx) {
+      const c = (to as VxlanUplinkConfig).capture;
+      const path = c ? writablePath(ctx.resolvePath(c.path)) : null;
+      await (up as VxlanUplink).capture(path, c?.mode ?? 'inner');
+    },
     counters: {
       frames: { toNetwork: 'tx_frames', fromNetwork: 'rx_frames' },
       bytes: { toNetwork: 'tx_bytes', fromNetwork: 'rx_bytes' },
@@ -94,6 +106,11 @@ export const UPLINK_KINDS: Record<string, UplinkKind> = {
   },
   tap: {
     attach: shared,
+    liveFields: ['capture'],
+    async change(up, to, ctx) {
+      const c = (to as TapUplinkConfig).capture;
+      await (up as TapUplink).capture(c ? writablePath(ctx.resolvePath(c.path)) : null);
+    },
     counters: {
       frames: { toNetwork: 'tx_frames', fromNetwork: 'rx_frames' },
       bytes: { toNetwork: 'tx_bytes', fromNetwork: 'rx_bytes' },
@@ -178,15 +195,17 @@ export const VIF_FIELDS: VifField[] = [
  * capture is touched.
  */
 async function startCapture(vif: Vif, vc: VifConfig, ctx: VifFieldContext): Promise<void> {
-  const path = vc.capture === undefined ? null : ctx.resolvePath(vc.capture);
-  if (path !== null) {
-    try {
-      closeSync(openSync(path, 'a'));
-    } catch (e) {
-      throw new SvnicError('BAD_OPTION', `capture: cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give a path in a directory the daemon can write`);
-    }
+  await captureVif(vif, vc.capture === undefined ? null : writablePath(ctx.resolvePath(vc.capture)));
+}
+
+/** `path` once it is known to open for writing (a capture file), else BAD_OPTION before anything changes. */
+function writablePath(path: string): string {
+  try {
+    closeSync(openSync(path, 'a'));
+  } catch (e) {
+    throw new SvnicError('BAD_OPTION', `capture: cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give a path in a directory the daemon can write`);
   }
-  await captureVif(vif, path);
+  return path;
 }
 
 /** Keys of VifConfig that are bookkeeping, not settings. */

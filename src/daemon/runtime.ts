@@ -94,6 +94,16 @@ export class Runtime {
         for (const [n, u] of await kind.attach(d.device, d.cfg, { devices, attached: this.uplinks, resolvePath: this.resolvePath })) this.uplinks.set(n, u);
         return;
       }
+      case 'change-uplink': {
+        const d = this.devices.get(s.device)!;
+        const kind = UPLINK_KINDS[d.cfg.uplink.kind];
+        const up = this.uplinks.get(s.device);
+        if (!kind?.change || !up) throw new SvnicError('BAD_OPTION', `the uplink of device ${s.device} cannot change while it runs`);
+        const devices = new Map([...this.devices].map(([n, x]) => [n, x.device]));
+        await kind.change(up, s.to.uplink, { devices, attached: this.uplinks, resolvePath: this.resolvePath });
+        d.cfg = s.to;
+        return;
+      }
       case 'start-guest': {
         const kind = GUEST_KINDS[guestKindOf(s.guest)];
         if (!kind) throw new SvnicError('BAD_OPTION', `the daemon does not know guest kind "${guestKindOf(s.guest)}" (registry.ts GUEST_KINDS)`);

@@ -13,6 +13,8 @@ export function vifView(ctl: Controller, r: RunningVif): Record<string, unknown>
     name: v.id, guest: r.guest, device: v.device.name, state: v.state, ...(v.needsResetReason ? { needsResetReason: v.needsResetReason } : {}),
     mac: v.mac, mtu: v.mtu, bufferMtu: v.bufferMtu, segment: v.segment, queueSize: v.queueSize, engine: v.engine,
     linkUp: v.settings.linkUp, promiscuous: v.settings.promiscuous, multicast: v.settings.multicast, coalesce: v.settings.coalesce,
+    // issue 4: the pcap file this VIF's traffic goes to (as the config gives it; relative to the config file's directory)
+    capture: r.cfg.capture ?? null,
     // QoS (issue 6) is not in this branch: null until the QoS fields land (registry.ts VIF_FIELDS).
     qos: (r.cfg as unknown as { qos?: unknown }).qos ?? null,
     counters, drops: VIF_DROP_COUNTERS.reduce((s, k) => s + counters[k], 0), dropReasons,

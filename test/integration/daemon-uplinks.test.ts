@@ -35,12 +35,12 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-function writeConfig(capture?: string): void {
-  const vx = (port: number, dstPort: number) =>
-    `{ kind: vxlan, local: 127.0.0.1, port: ${port}, dstPort: ${dstPort}, vnis: [ { vni: 7, segment: 0, remotes: [127.0.0.1] } ] }`;
+function writeConfig(capture?: string, uplinkCapture?: string): void {
+  const vx = (port: number, dstPort: number, cap?: string) =>
+    `{ kind: vxlan, local: 127.0.0.1, port: ${port}, dstPort: ${dstPort}, vnis: [ { vni: 7, segment: 0, remotes: [127.0.0.1] } ]${cap ? `, capture: ${cap}` : ''} }`;
   writeFileSync(cfgFile, [
     'devices:',
-    `  - { name: A, uplink: ${vx(pa, pb)} }`,
+    `  - { name: A, uplink: ${vx(pa, pb, uplinkCapture)} }`,
     `  - { name: B, uplink: ${vx(pb, pa)} }`,
     'guests:',
     `  - { name: a, module: ${JSON.stringify(TRAFFIC)}, args: { pps: 50 }, vifs: [ { name: a0, device: A, mac: "${MAC_A}"${capture ? `, capture: ${capture}` : ''} } ] }`,
@@ -185,4 +185,41 @@ test('a reload sets, moves and removes a VIF\'s capture in place; both direction
   assert.equal(statSync(f2).size, stopped, 'no frame is written after the capture was removed');
   assert.equal((pcapSources(f2).length * 16 + 24) <= stopped, true);
   assert.equal(d.ctl.runtime.vifs.get('a0')!.vif, vifBefore, 'still the same VIF');
+});
+
+test('a reload sets and removes a VXLAN uplink\'s capture on the running uplink; other uplink changes need a restart', { timeout: 60_000 }, async () => {
+  writeConfig(undefined, '{ path: tunnel.pcap, mode: outer }');
+  const r1 = await d.ctl.reload();
+  assert.deepEqual(r1.summary, ['device A changed (uplink.capture undefined -> {"path":"tunnel.pcap","mode":"outer"})']);
+  const f = join(dir, 'tunnel.pcap');
+  // outer mode: each record is a rebuilt Ethernet + IPv4 + UDP header, then the VXLAN header (I flag, VNI 7)
+  const vxlanRecords = () => {
+    let b: Buffer;
+    try {
+      b = readFileSync(f);
+    } catch {
+      return 0;
+    }
+    let n = 0;
+    for (let o = 24; o + 16 <= b.length;) {
+      const len = b.readUInt32LE(o + 8);
+      if (o + 16 + len > b.length) break;
+      const vx = o + 16 + 14 + 20 + 8;
+      if (len >= 14 + 20 + 8 + 8 && b[vx] === 0x08 && b.readUIntBE(vx + 4, 3) === 7) n++;
+      o += 16 + len;
+    }
+    return n;
+  };
+  await until(() => vxlanRecords() > 0, 'tunnel.pcap holds VXLAN datagrams of VNI 7');
+  assert.equal((await http(d.url!, 'GET', '/v1/uplinks/A')).body.capture !== undefined, true);
+
+  writeConfig();
+  const r2 = await d.ctl.reload();
+  assert.deepEqual(r2.changes.map((c) => [c.kind, c.name, c.action, Object.keys(c.fields ?? {})]), [['device', 'A', 'changed', ['uplink.capture']]]);
+  // any other uplink field: 409 NEEDS_RESTART, nothing changed
+  writeFileSync(cfgFile, readFileSync(cfgFile, 'utf8').replace(`port: ${pa},`, `port: ${pa}, pathMtu: 1400,`));
+  const gen = d.ctl.generation;
+  await assert.rejects(d.ctl.reload(), (e: Error & { code?: string }) => e.code === 'NEEDS_RESTART' && /devices\.0\.uplink/.test(e.message));
+  assert.equal(d.ctl.generation, gen);
+  writeConfig();
 });

@@ -205,3 +205,24 @@ test('the change queue runs changes one at a time, in order, and refuses more th
   assert.deepEqual(order, Array.from({ length: MAX_QUEUED }, (_, i) => i));
   await ctl.serial(async () => {}); // room again
 });
+
+test('plan: a VXLAN or TAP uplink\'s capture changes live; any other uplink field still needs a restart', () => {
+  const vx = (extra: Record<string, unknown>) => validateConfig({ ...base(), device: { name: 'dev0', uplink: { kind: 'vxlan', vnis: [{ vni: 42 }], ...extra } } });
+  const p = planChanges(runningFrom(vx({})), vx({ capture: { path: 'up.pcap', mode: 'outer' } }));
+  assert.deepEqual(p.steps.map((s) => s.op), ['change-uplink']);
+  assert.deepEqual((p.steps[0] as { fields: string[] }).fields, ['capture']);
+  assert.deepEqual(p.changes.map(describeChange), ['device dev0 changed (uplink.capture undefined -> {"path":"up.pcap","mode":"outer"})']);
+  // capture off again
+  assert.deepEqual(planChanges(runningFrom(vx({ capture: { path: 'up.pcap' } })), vx({})).steps.map((s) => s.op), ['change-uplink']);
+  // a port (with or without a capture change) is refused, and nothing is planned
+  for (const to of [vx({ port: 4790 }), vx({ port: 4790, capture: { path: 'up.pcap' } })]) {
+    assert.throws(() => planChanges(runningFrom(vx({})), to), (e: unknown) => e instanceof ApiError && e.code === 'NEEDS_RESTART' && /device\.uplink/.test(e.message));
+  }
+  // a TAP uplink's capture too; a change of kind is refused
+  const tap = (extra: Record<string, unknown>) => validateConfig({ ...base(), device: { name: 'dev0', uplink: { kind: 'tap', ...extra } } });
+  assert.deepEqual(planChanges(runningFrom(tap({})), tap({ capture: { path: 't.pcap' } })).steps.map((s) => s.op), ['change-uplink']);
+  assert.throws(() => planChanges(runningFrom(tap({})), vx({})), (e: unknown) => e instanceof ApiError && e.code === 'NEEDS_RESTART');
+  // echo has no live fields
+  const echo = validateConfig({ ...base(), device: { name: 'dev0', uplink: 'echo' } });
+  assert.throws(() => planChanges(runningFrom(validateConfig(base())), echo), (e: unknown) => e instanceof ApiError && e.code === 'NEEDS_RESTART');
+});
