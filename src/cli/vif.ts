@@ -22,6 +22,8 @@ const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 interface FieldOpts {
   device?: string; mac?: string; mtu?: number; segment?: number; queueSize?: number; engine?: number; link?: boolean;
   promiscuous?: boolean; multicast?: string[]; coalesceFrames?: number; coalesceUsecs?: number;
+  /** A pcap file (relative to the daemon's config file), or false (--no-capture): stop capturing. */
+  capture?: string | false;
 }
 
 function fields(o: FieldOpts): Record<string, unknown> {
@@ -35,6 +37,7 @@ function fields(o: FieldOpts): Record<string, unknown> {
   if (o.link !== undefined) b.linkUp = o.link;
   if (o.promiscuous !== undefined) b.promiscuous = o.promiscuous;
   if (o.multicast !== undefined) b.multicast = o.multicast;
+  if (o.capture !== undefined) b.capture = o.capture === false ? null : o.capture;
   if (o.coalesceFrames !== undefined || o.coalesceUsecs !== undefined) {
     b.coalesce = { ...(o.coalesceFrames !== undefined ? { frames: o.coalesceFrames } : {}), ...(o.coalesceUsecs !== undefined ? { usecs: o.coalesceUsecs } : {}) };
   }
@@ -52,7 +55,9 @@ const withFields = (c: Command) => c
   .option('--promiscuous <true|false>', 'receive every frame of its segment', bool)
   .option('--multicast <macs>', 'comma-separated multicast groups', list)
   .option('--coalesce-frames <n>', 'at most one interrupt per n frames', int)
-  .option('--coalesce-usecs <n>', 'or per n microseconds', int);
+  .option('--coalesce-usecs <n>', 'or per n microseconds', int)
+  .option('--capture <file>', 'write the VIF\'s traffic to this pcap file (relative to the daemon\'s config file)')
+  .option('--no-capture', 'stop capturing');
 
 function printResult(r: ApplyResult, json: boolean | undefined): void {
   if (json) {
@@ -97,7 +102,7 @@ export function registerVif(program: Command): void {
     .action(async (name: string, o: ClientOptions & FieldOpts & { dryRun?: boolean; json?: boolean }) => runClient(async () => {
       const body = fields(o);
       if (!Object.keys(body).length) {
-        process.stderr.write('svnic: nothing to change: give at least one of --mac, --mtu, --link, --promiscuous, --multicast, --coalesce-*, --segment, ...\n');
+        process.stderr.write('svnic: nothing to change: give at least one of --mac, --mtu, --link, --promiscuous, --multicast, --coalesce-*, --capture, --segment, ...\n');
         process.exitCode = 2;
         return;
       }

@@ -29,13 +29,21 @@ export const vifCreateBody = {
   description: 'A VIF, as in the config file (docs/config.md), plus `guest`. Without `name`: <guest>-eth<n>; without `mac`: one is chosen and kept.',
 };
 
+/** Optional VIF fields a PATCH may set to null to remove them (capture off, engine unpinned, QoS off). */
+export const NULLABLE_VIF_FIELDS = new Set(['capture', 'engine', 'qos']);
+/** OpenAPI 3.0's `nullable` (Ajv 8 implements it too), so the OpenAPI document stays 3.0. */
+const nullable = (p: unknown): unknown => {
+  const o = p as Json;
+  return typeof o?.type === 'string' ? { ...o, nullable: true } : o;
+};
+
 /** PATCH /v1/vifs/{name}: any VIF field but its name. Live fields change in place; others replace the VIF. */
 export const vifPatchBody = {
   type: 'object',
-  properties: Object.fromEntries(Object.entries(vifItems.properties).filter(([k]) => k !== 'name')),
+  properties: Object.fromEntries(Object.entries(vifItems.properties).filter(([k]) => k !== 'name').map(([k, p]) => [k, NULLABLE_VIF_FIELDS.has(k) ? nullable(p) : p])),
   additionalProperties: false,
   minProperties: 1,
-  description: 'Fields to change. mac, mtu (up to the buffer size), linkUp, promiscuous, multicast, coalesce change in place; device, segment, queueSize, engine (or an MTU above the buffers) replace the VIF.',
+  description: 'Fields to change. mac, mtu (up to the buffer size), linkUp, promiscuous, multicast, coalesce, capture change in place; device, segment, queueSize, engine (or an MTU above the buffers) replace the VIF. null removes capture, engine or qos.',
 };
 
 export const configBody = {

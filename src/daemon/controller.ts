@@ -317,7 +317,8 @@ export class Controller {
       const f = this.findVif(doc, name);
       if (!f) throw new ApiError('NO_SUCH_VIF', 404, `no VIF "${name}"; list VIFs with GET /v1/vifs`);
       for (const [k, v] of Object.entries(patch)) {
-        f.vif[k] = k === 'coalesce' && isObj(v) && isObj(f.vif.coalesce) ? { ...f.vif.coalesce, ...v } : v;
+        if (v === null) delete f.vif[k]; // (api-schemas.ts NULLABLE_VIF_FIELDS: capture off, engine unpinned, QoS off)
+        else f.vif[k] = k === 'coalesce' && isObj(v) && isObj(f.vif.coalesce) ? { ...f.vif.coalesce, ...v } : v;
       }
       return this.apply(doc, 'api-vif', o);
     });

@@ -185,6 +185,23 @@ test('a reload sets, moves and removes a VIF\'s capture in place; both direction
   assert.equal(statSync(f2).size, stopped, 'no frame is written after the capture was removed');
   assert.equal((pcapSources(f2).length * 16 + 24) <= stopped, true);
   assert.equal(d.ctl.runtime.vifs.get('a0')!.vif, vifBefore, 'still the same VIF');
+
+  // through the API: PATCH sets it, PATCH with null removes it (no other field changes)
+  const auth = { authorization: `Bearer ${readFileSync(d.tokenFile!, 'utf8').trim()}` };
+  const on = await http(d.url!, 'PATCH', '/v1/vifs/a0', { capture: 'a0-api.pcap' }, auth);
+  assert.equal(on.status, 200, JSON.stringify(on.body));
+  assert.deepEqual(on.body.summary, ['vif a0 changed (capture undefined -> "a0-api.pcap")']);
+  assert.equal((on.body.vif as any).capture, 'a0-api.pcap');
+  await until(() => pcapSources(join(dir, 'a0-api.pcap')).includes(MAC_A), 'a0-api.pcap gets a0\'s frames');
+  const off = await http(d.url!, 'PATCH', '/v1/vifs/a0', { capture: null }, auth);
+  assert.equal(off.status, 200, JSON.stringify(off.body));
+  assert.deepEqual(off.body.summary, ['vif a0 changed (capture "a0-api.pcap" -> undefined)']);
+  assert.equal((off.body.vif as any).capture, null);
+  assert.equal(d.ctl.runtime.vifs.get('a0')!.vif, vifBefore, 'still the same VIF');
+  const badType = await http(d.url!, 'PATCH', '/v1/vifs/a0', { capture: 5 }, auth);
+  assert.equal(badType.body.code, 'BAD_TYPE');
+  const notNullable = await http(d.url!, 'PATCH', '/v1/vifs/a0', { mtu: null }, auth);
+  assert.equal(notNullable.body.code, 'BAD_TYPE', 'only optional fields without a default take null');
 });
 
 test('a reload sets and removes a VXLAN uplink\'s capture on the running uplink; other uplink changes need a restart', { timeout: 60_000 }, async () => {
