@@ -1,4 +1,5 @@
 /** Helpers for daemon tests: a config with long-running traffic guests, and HTTP calls. */
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -49,4 +50,16 @@ export async function http(url: string, method: string, path: string, body?: unk
     // text
   }
   return { status: r.status, body: parsed as HttpResult['body'], headers: r.headers };
+}
+
+/**
+ * A free UDP port on loopback (bound, read, closed: another process could take it in between,
+ * which a test would see as a failed start, never as a wrong result).
+ */
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const p = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
 }

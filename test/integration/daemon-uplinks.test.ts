@@ -15,7 +15,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
-import { http, tmp, TRAFFIC } from '../helpers/daemon.js';
+import { http, tmp, TRAFFIC, freeUdpPort } from '../helpers/daemon.js';
 import { until } from '../helpers/until.js';
 
 let d: Daemon;
@@ -25,15 +25,6 @@ let pa: number;
 let pb: number;
 const MAC_A = '02:00:00:07:00:0a';
 const MAC_B = '02:00:00:07:00:0b';
-
-/** A free UDP port on loopback (bound, read, closed: another process could take it in between, which the test would report as a failed start). */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function writeConfig(capture?: string, uplinkCapture?: string): void {
   const vx = (port: number, dstPort: number, cap?: string) =>
@@ -73,8 +64,8 @@ const metricValue = (text: string, prefix: string): number => {
 before(async () => {
   dir = tmp('sv7-uplinks-');
   cfgFile = join(dir, 'svnic.yaml');
-  pa = await freePort();
-  do pb = await freePort(); while (pb === pa);
+  pa = await freeUdpPort();
+  do pb = await freeUdpPort(); while (pb === pa);
   writeConfig();
   d = await startDaemon({ config: cfgFile, socket: join(dir, 'api.sock'), listen: { host: '127.0.0.1', port: 0 }, persist: false, log: () => {} });
 });

@@ -2,15 +2,17 @@
  * The dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core. While
  * test guests send traffic, the numbers on the page move (the total of frames from guests grows,
  * a VIF's rate becomes non-zero), the charts are drawn by uPlot (served by the daemon), and the VIF
- * table shows the QoS placeholder. A screenshot is saved to test-artifacts/dashboard.png.
+ * table shows the QoS placeholder, the device row shows its VXLAN uplink with an rx_short drop the
+ * test caused. A screenshot is saved to test-artifacts/dashboard.png.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
 import { chromium } from 'playwright-core';
 import { startDaemon } from '../../src/daemon/daemon.js';
-import { daemonConfig, ROOT, tmp } from '../helpers/daemon.js';
+import { daemonConfig, ROOT, tmp, freeUdpPort } from '../helpers/daemon.js';
 import { needTool } from '../helpers/tools.js';
 
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -20,7 +22,11 @@ test('dashboard: live numbers move while guests send traffic; charts drawn; scre
   const exe = needTool(t, 'chromium', 'chromium');
   if (!exe) return;
   const dir = tmp('sv7-dash-');
-  const d = await startDaemon({ config: daemonConfig(dir, { pps: 300 }), socket: join(dir, 'api.sock'), listen: { host: '127.0.0.1', port: 0 }, stateDir: join(dir, 'state'), log: () => {} });
+  // dev0's uplink: VXLAN on loopback (issue 4), so the uplink columns have something to show; one
+  // datagram shorter than a VXLAN header becomes an rx_short drop.
+  const port = await freeUdpPort();
+  const uplink = `{ kind: vxlan, local: 127.0.0.1, port: ${port}, dstPort: ${await freeUdpPort()}, vnis: [ { vni: 42, remotes: [127.0.0.1] } ] }`;
+  const d = await startDaemon({ config: daemonConfig(dir, { pps: 300, uplink }), socket: join(dir, 'api.sock'), listen: { host: '127.0.0.1', port: 0 }, stateDir: join(dir, 'state'), log: () => {} });
   const ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), { executablePath: exe, headless: true, args: FLAGS, viewport: { width: 1400, height: 1100 } });
   try {
     const page = ctx.pages()[0] ?? await ctx.newPage();
@@ -49,7 +55,12 @@ test('dashboard: live numbers move while guests send traffic; charts drawn; scre
     assert.equal(await page.evaluate('typeof window.uPlot'), 'function');
     // devices with their uplink, and the change history (the startup apply)
     await page.waitForSelector('#device-table tbody tr', { timeout: 60_000 });
-    assert.match(await page.textContent('#device-table tbody tr') ?? '', /^dev0\s*1\s*null\s*2/);
+    assert.match(await page.textContent('#device-table tbody tr') ?? '', new RegExp(`^dev0\\s*1\\s*vxlan VNI 42 port ${port}\\s*2`));
+    const s = createSocket('udp4');
+    await new Promise<void>((r, j) => s.send(Buffer.from([8, 0]), port, '127.0.0.1', (e) => (e ? j(e) : r())));
+    s.close();
+    await page.waitForFunction('(document.querySelector("tr[data-device=dev0] .up-drops")?.textContent ?? "") === "1 rx_short"', undefined, { timeout: 60_000 });
+    assert.equal(await page.textContent('tr[data-device="dev0"] .up-fdb'), '0', 'nothing learned: the floods go to a port nobody answers on');
     assert.match(await page.textContent('#changes') ?? '', /startup generation 1: device dev0 added; guest a added/);
     // benchmark results from docs/ and bench/results/
     await page.waitForSelector('[data-bench="core"]', { timeout: 60_000 });

@@ -11,18 +11,9 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon } from '../../src/daemon/daemon.js';
 import { Client } from '../../src/cli/client.js';
-import { daemonConfig, tmp } from '../helpers/daemon.js';
+import { daemonConfig, tmp, freeUdpPort } from '../helpers/daemon.js';
 import { until } from '../helpers/until.js';
 import { needTool } from '../helpers/tools.js';
-
-/** A free UDP port on loopback. */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 test('promtool check metrics accepts /metrics; per-VIF, drop-reason, engine and uplink series are there', { timeout: 120_000 }, async (t) => {
   const promtool = needTool(t, 'promtool', 'prometheus');
@@ -30,8 +21,8 @@ test('promtool check metrics accepts /metrics; per-VIF, drop-reason, engine and 
   const dir = tmp('sv7-metrics-');
   // dev0's uplink is a VXLAN tunnel on loopback (issue 4), so the uplink series are checked too;
   // its floods go to a port nobody listens on, and one short datagram makes an rx_short drop.
-  const port = await freePort();
-  const dstPort = await freePort();
+  const port = await freeUdpPort();
+  const dstPort = await freeUdpPort();
   const uplink = `{ kind: vxlan, local: 127.0.0.1, port: ${port}, dstPort: ${dstPort}, vnis: [ { vni: 42, remotes: [127.0.0.1] } ] }`;
   const d = await startDaemon({ config: daemonConfig(dir, { pps: 200, uplink }), socket: join(dir, 'api.sock'), persist: false, log: () => {} });
   try {
