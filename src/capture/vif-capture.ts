@@ -13,6 +13,8 @@ import { PcapWriter } from './pcap.js';
 class DeviceCapture {
   readonly slots: Uint8Array;
   readonly writers = new Map<number, PcapWriter>();
+  /** The VIF each writer belongs to (a slot is reused by the next VIF once its VIF is gone). */
+  readonly owners = new Map<number, Vif>();
   readonly drain: CaptureDrain;
 
   private constructor(readonly device: Device, slotsSab: SharedArrayBuffer, drain: CaptureDrain) {
@@ -29,7 +31,21 @@ class DeviceCapture {
     drain.onFlush = () => { for (const w of dc!.writers.values()) w.flush(); };
     for (let i = 0; i < device.engineCount; i++) await device.attachCapture(i, rings[i]!, slots);
     device.once('stopped', () => dc!.closeAll());
+    // One listener per device (not one per capture call, which a long-running daemon changing
+    // captures would pile up): close the file of a captured VIF that goes away.
+    device.on('vif-destroyed', (v: Vif) => {
+      if (dc!.owners.get(v.slot) === v) dc!.close(v.slot);
+    });
     return dc;
+  }
+
+  /** Stop capturing slot `slot`: what is in flight still goes to its file, then it is closed. */
+  close(slot: number): void {
+    this.slots[slot] = 0;
+    this.drain.drain();
+    this.writers.get(slot)?.close();
+    this.writers.delete(slot);
+    this.owners.delete(slot);
   }
 
   closeAll(): void {
@@ -37,6 +53,7 @@ class DeviceCapture {
     this.drain.stop();
     for (const w of this.writers.values()) w.close();
     this.writers.clear();
+    this.owners.clear();
   }
 }
 
@@ -53,10 +70,7 @@ export async function captureVif(vif: Vif, path: string | null): Promise<void> {
   }
   const dc = await p;
   const slot = vif.slot;
-  dc.slots[slot] = 0;
-  dc.drain.drain(); // what is in flight still goes to the old file
-  dc.writers.get(slot)?.close();
-  dc.writers.delete(slot);
+  dc.close(slot); // what is in flight still goes to the old file
   if (path !== null) {
     let w: PcapWriter;
     try {
@@ -65,18 +79,9 @@ export async function captureVif(vif: Vif, path: string | null): Promise<void> {
       throw new SvnicError('BAD_OPTION', `capture: cannot write ${path}: ${(e as Error).message}`);
     }
     dc.writers.set(slot, w);
+    dc.owners.set(slot, vif);
     if (!dc.drain.active) dc.drain.start(null);
     dc.slots[slot] = 1;
-  }
-  // close the file of a VIF that goes away
-  if (path !== null) {
-    device.once('vif-destroyed', function onGone(v: Vif) {
-      if (v !== vif) return void device.once('vif-destroyed', onGone);
-      dc.slots[slot] = 0;
-      dc.drain.drain();
-      dc.writers.get(slot)?.close();
-      dc.writers.delete(slot);
-    });
   }
 }
 

@@ -231,3 +231,26 @@ test('a reload sets and removes a VXLAN uplink\'s capture on the running uplink;
   assert.equal(d.ctl.generation, gen);
   writeConfig();
 });
+
+test('a VIF\'s capture changed many times: each file is complete, and no listener piles up on the device', { timeout: 60_000 }, async () => {
+  const warnings: string[] = [];
+  const onWarn = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarn);
+  try {
+    const dev = d.ctl.runtime.devices.get('A')!.device;
+    const listeners = dev.listenerCount('vif-destroyed');
+    const auth = { authorization: `Bearer ${readFileSync(d.tokenFile!, 'utf8').trim()}` };
+    for (let i = 0; i < 12; i++) {
+      const r = await http(d.url!, 'PATCH', '/v1/vifs/a0', { capture: `many-${i}.pcap` }, auth);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    assert.equal(dev.listenerCount('vif-destroyed'), Math.max(listeners, 1), 'one listener per device, however many captures');
+    await until(() => pcapSources(join(dir, 'many-11.pcap')).includes(MAC_A), 'the last file gets a0\'s frames');
+    assert.equal((await http(d.url!, 'PATCH', '/v1/vifs/a0', { capture: null }, auth)).status, 200);
+    for (let i = 0; i < 12; i++) pcapSources(join(dir, `many-${i}.pcap`)); // each parses as a pcap file (header checked)
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
+  } finally {
+    process.off('warning', onWarn);
+  }
+});
