@@ -176,12 +176,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.delete('/v1/vifs/:name', R('vifs', 'Unplug and destroy a VIF', { ...mutating, params: nameParams, response: { 200: applyResult, ...errors(401, 404, 409, 422, 503) } }), async (req) =>
     ctl.removeVif((req.params as { name: string }).name, mutationOpts(req)));
 
-  app.get('/v1/counters', R('counters', 'Raw counters of every VIF and engine (shared memory, read now)', { response: { 200: anyObject } }), async () => ({
+  app.get('/v1/counters', R('counters', 'Raw counters of every VIF, engine and uplink (shared memory, read now)', { response: { 200: anyObject } }), async () => ({
     t: Date.now(),
     vifs: Object.fromEntries([...ctl.runtime.vifs].filter(([, r]) => r.vif.state !== 'destroyed').map(([n, r]) => [n, r.vif.counters()])),
     devices: Object.fromEntries([...ctl.runtime.devices].map(([n, d]) => [n, {
       unaccounted: d.device.unaccounted(),
       engines: Array.from({ length: d.device.engineCount }, (_, i) => d.device.engineCounters(i)),
+      uplink: ctl.runtime.uplinks.get(n)?.counters() ?? {},
     }])),
   }));
   app.get('/v1/stats', R('counters', 'Per-VIF rates and engine utilisation over the latest sampling interval', { response: { 200: anyObject } }), async () => sampler.latest());

@@ -112,6 +112,8 @@ test('hostile datagrams are counted by reason, alike in the API, the device view
   const dev = (await http(d.url!, 'GET', '/v1/devices/A')).body as any;
   assert.deepEqual(dev.uplinkState.dropReasons, u.dropReasons);
   assert.equal(dev.uplinkState.fdbEntries, 1);
+  const raw = (await http(d.url!, 'GET', '/v1/counters')).body as any;
+  assert.equal(raw.devices.A.uplink.rx_short, 1);
   const b = (await http(d.url!, 'GET', '/v1/uplinks/B')).body as any;
   assert.equal(b.drops, 0, 'the other VTEP saw none of it');
 
