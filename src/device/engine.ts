@@ -8,7 +8,7 @@
  * No locks: every ring has one producer and one consumer (ARCHITECTURE.md rule 1). Each iteration
  * does bounded work per source (rule 2) and publishes indices once per batch.
  */
-import { W, ring as ringDoorbell, drainRung, summaryMaskFor } from '../layout/doorbell.js';
+import { W, ring as ringDoorbell, drainRung, summaryMaskFor, wake } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
 import { NET_HDR_BYTES } from '../virtio/constants.js';
@@ -222,7 +222,7 @@ export class Engine {
       if (len <= 0) continue; // dropped and counted by the device
       const f = NET_HDR_BYTES;
       // Anti-spoofing on the device's private copy (ARCHITECTURE.md rule 6).
-      if (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo) {
+      if (v.spoofCheck && (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo)) {
         c[base + VC.tx_spoofed_mac] += 1;
         continue;
       }
@@ -333,6 +333,7 @@ export class Engine {
     } else {
       Atomics.add(v.header, i32(H.IRQ), 1);
       Atomics.notify(v.header, i32(H.IRQ), 1);
+      if (v.irqWake !== null) wake(v.irqWake);
     }
   }
 
