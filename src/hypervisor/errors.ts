@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
   | 'ENGINE_FAILED'
+  | 'DRIVER_DOMAIN_FAILED'
   | 'CONFIG_INVALID';
 
 export class SvnicError extends Error {
