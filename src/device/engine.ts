@@ -19,6 +19,9 @@ import { Switch } from './switch.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
 
+/** How long an engine whose guests wait only for uplink room sleeps before looking again (ms). */
+export const UPLINK_NAP_MS = 0.05;
+
 export interface EngineConfig {
   index: number;
   engines: number;
@@ -71,6 +74,8 @@ export class Engine {
   private readonly irqPage: Int32Array | null;
   private idleSince = -1;
   private stopped = false;
+  /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
+  private uplinkBlocked = false;
   /** Called when the control word is set; the worker drains its MessagePort here. */
   onControl: () => void = () => {};
   onEvent: (e: EngineEvent) => void = () => {};
@@ -160,16 +165,28 @@ export class Engine {
     }
     if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.onRung);
     const act = this.active;
+    const batch = this.cfg.batch;
+    let waited = false;
+    let served = 0;
     for (let i = 0; i < act.length; ) {
       const v = act[i]!;
+      if (this.sw.uplinkRoom() < batch) {
+        // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
+        waited = true;
+        i++;
+        continue;
+      }
       const n = this.serviceFromGuest(v);
+      served++;
       work += n;
-      if (n < this.cfg.batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
+      if (n < batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
         v.active = false;
         act[i] = act[act.length - 1]!;
         act.pop();
       } else i++;
     }
+    if (waited) this.c[this.ec + EC.uplink_tx_waits] += 1;
+    this.uplinkBlocked = waited && served === 0;
     work += this.sw.pollRings();
     this.flush(now);
     if (this.held.length !== 0) this.releaseHeld(now);
@@ -391,15 +408,20 @@ export class Engine {
         continue;
       }
       if (this.idleSince < 0) this.idleSince = now;
-      if ((now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
+      // Spin only while waiting for input; waiting for uplink room is no reason to hold the CPU.
+      if (!this.uplinkBlocked && (now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
       // Going to sleep: announce it, then re-check every source (no lost wake-up; doorbell.ts).
       Atomics.store(db, W.SLEEPING, 1);
       const seen = Atomics.load(db, W.WAKE);
-      if (this.hasWork()) {
+      // Guest frames waiting only for room on the uplink: nap briefly instead of spinning, so the
+      // ring's consumer (often sharing this core) gets the CPU; any doorbell ends the nap.
+      const blockedOnly = this.uplinkBlocked && Atomics.load(db, W.SUMMARY) === 0 &&
+        Atomics.load(this.ctl, W.CONTROL) === 0 && !this.sw.ringsPending();
+      if (!blockedOnly && this.hasWork()) {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
-      const timeout = Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
+      const timeout = blockedOnly ? UPLINK_NAP_MS : Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
       c[ec + EC.sleeps] += 1;
       const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
       Atomics.store(db, W.SLEEPING, 0);
