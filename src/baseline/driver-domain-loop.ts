@@ -23,6 +23,7 @@ import type { VifGrant } from '../guest/driver.js';
 import { Netback, type NetbackEvent } from './netback.js';
 import { Bridge, portOf } from './bridge.js';
 import { Fdb } from './fdb.js';
+import { UPLINK_NAP_MS } from '../device/engine.js';
 import { DomNic } from './nic.js';
 
 export interface DriverDomainConfig {
@@ -54,6 +55,8 @@ export class DriverDomainLoop {
   readonly bridge: Bridge;
   private stopped = false;
   private lastFdbSweep = 0;
+  /** The last step did nothing but find the NIC's transmit ring full. */
+  private nicBlocked = false;
   onControl: () => void = () => {};
 
   constructor(cfg: DriverDomainConfig) {
@@ -105,6 +108,7 @@ export class DriverDomainLoop {
     const db = this.db;
     if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.nb.onRung);
     work += this.fromNic(now);
+    const before = work;
     const act = this.nb.active;
     let nicFull = false;
     for (let i = 0; i < act.length; ) {
@@ -114,7 +118,7 @@ export class DriverDomainLoop {
       if (n < 0) {
         // The NIC's transmit ring is full: leave the guest's frames queued (backpressure) and
         // keep the netif active; the device engine is draining the ring.
-        work -= n + 1;
+        work += -n - 1;
         nicFull = true;
         i++;
       } else if (n < this.cfg.batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
@@ -124,6 +128,7 @@ export class DriverDomainLoop {
       } else i++;
     }
     if (nicFull) this.c[this.bc + BC.nic_tx_full_waits] += 1;
+    this.nicBlocked = nicFull && work === before && work === 0;
     this.nic.flush();
     this.nb.finish();
     this.c[this.ec + EC.loops] += 1;
@@ -237,16 +242,20 @@ export class DriverDomainLoop {
         continue;
       }
       if (idleSince < 0) idleSince = now;
-      if ((now - idleSince) * 1000 < this.cfg.spinUs) continue;
+      // Spin only while waiting for input; waiting for NIC room is no reason to hold the CPU.
+      if (!this.nicBlocked && (now - idleSince) * 1000 < this.cfg.spinUs) continue;
       // Sleep: announce it, arm the NIC's receive interrupt and the netifs' kicks, re-check.
       Atomics.store(db, W.SLEEPING, 1);
       const seen = Atomics.load(db, W.WAKE);
-      if (this.nic.armRx() || this.hasWork()) {
+      // Guest frames waiting only for room in the NIC's transmit ring: nap briefly instead of
+      // spinning, so the device engine draining it (often sharing this core) gets the CPU.
+      const blockedOnly = this.nicBlocked && Atomics.load(db, W.SUMMARY) === 0 && Atomics.load(this.ctl, W.CONTROL) === 0;
+      if (this.nic.armRx() || (!blockedOnly && this.hasWork())) {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
       c[ec + EC.sleeps] += 1;
-      const r = Atomics.wait(db, W.WAKE, seen, Math.max(lastSweep + sweepMs - now, 0));
+      const r = Atomics.wait(db, W.WAKE, seen, blockedOnly ? UPLINK_NAP_MS : Math.max(lastSweep + sweepMs - now, 0));
       Atomics.store(db, W.SLEEPING, 0);
       if (r !== 'timed-out') c[ec + EC.wakeups] += 1;
       idleSince = -1;
