@@ -79,6 +79,7 @@ export async function runScale(opts: {
       'driver-domain': await Topology.build('driver-domain', n, 'direct', 64),
     };
     try {
+      for (const p of PATHS) await throughputTrial(topo[p], 64, opts.warmupMs, opts.durationMs / 2).catch(() => {}); // compile first
       for (let r = 0; r < opts.rounds; r++) {
         for (const p of r % 2 ? [...PATHS].reverse() : PATHS) {
           const x = await throughputTrial(topo[p], 64, opts.warmupMs, opts.durationMs);

@@ -27,6 +27,7 @@ export const PATHS: readonly Path[] = ['svnic', 'driver-domain'];
 /** Spin budgets (µs) of every thread, the same on both paths. */
 export const SPIN = { device: 100, driverDomain: 100, guest: 50, peer: 50, senderFull: 0 } as const;
 export const PEER_MAC = '02:be:ef:00:00:01';
+export const PEER_QUEUE = 4096;
 
 const guestModule = (name: string): string => new URL(`./guests/${name}.js`, import.meta.url).href;
 
@@ -66,7 +67,9 @@ export class Topology {
       name: `peer-${path}-${irqMode}-${n}`, module: guestModule('paper-peer'),
       args: { ctl: t.peerCtl, stats: t.peerStats.buffer, spinUs: SPIN.peer },
     });
-    await hv.createVifFor(t.peer, t.peerDev, { mac: PEER_MAC, queueSize });
+    // The peer host stands in for a remote machine with its own CPU; here it shares the two cores,
+    // so its receive queue is deep enough to ride out the time slices it does not get.
+    await hv.createVifFor(t.peer, t.peerDev, { mac: PEER_MAC, queueSize: PEER_QUEUE });
     for (let i = 0; i < n; i++) {
       const g = await hv.startGuest({ name: `g${i}-${path}-${irqMode}-${n}`, module: guestModule('paper-guest') });
       t.guests.push(g);

@@ -5,8 +5,9 @@
  *
  *   { cmd: 'stream', dst, frameBytes, index, ctl }  send frames to the peer host as fast as the path
  *       takes them (zero-copy batch API, batch 32) until ctl says STOP; when the transmit ring is
- *       full for `spinUs` it sleeps about 50 µs (nic.waitSync with a timeout) instead of polling,
- *       so N guests on 2 cores leave the CPU to the threads that drain their rings.
+ *       full for `spinUs` it sleeps until a quarter of the ring is free again (nic.waitTxSync: a
+ *       transmit-completion interrupt) instead of polling, so N guests on 2 cores leave the CPU
+ *       to the threads that drain their rings.
  *   { cmd: 'ping', dst, frameBytes, warmupMs, durationMs, gapUs, spinUs }  ping-pong with the peer
  *       host at low load: one frame in flight, the next after a pause of gapUs; waits for each
  *       answer polling spinUs, then sleeping in nic.waitSync(). Reports the RTTs (µs, measured in
@@ -39,6 +40,7 @@ export default async function main(ctx: GuestContext): Promise<unknown> {
       let seq = 0;
       let loops = 0;
       let fullFrom = -1;
+      const room = Math.max(1, nic.layout.queueSize >> 2);
       while ((++loops & 0xff) !== 0 || !stopRequested(ctl)) {
         let n = 0;
         for (; n < 32; n++) {
@@ -54,11 +56,12 @@ export default async function main(ctx: GuestContext): Promise<unknown> {
           fullFrom = -1;
           continue;
         }
-        // Ring full: nap (the threads that drain it may need this core); spinUs 0 naps at once.
+        // Ring full: sleep until the path has taken a quarter of the ring (a transmit-completion
+        // interrupt, nic.waitTxSync) so the threads that drain it get the CPU; spinUs 0 sleeps at once.
         const now = performance.now();
         if (fullFrom < 0) fullFrom = now;
         if ((now - fullFrom) * 1000 >= m.spinUs) {
-          nic.waitSync(0.05);
+          nic.waitTxSync(5, room);
           fullFrom = -1;
         }
       }

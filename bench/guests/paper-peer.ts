@@ -1,6 +1,6 @@
 /**
  * `svnic bench paper` peer host: the remote machine of the paper's set-up, a guest on a second
- * device joined to the host's device by a `wire`. It receives everything (batches of up to 256),
+ * device joined to the host's device by a `wire`. It receives everything (batches of up to 1024),
  * counts frames and bytes per sending guest (payload byte 14) into a shared Float64Array, and
  * answers pings (ethertype 0x88b6) at once with MACs swapped. When idle it polls `spinUs`, then
  * sleeps in nic.waitSync() until the device interrupts. It stops when ctl says STOP.
@@ -33,7 +33,7 @@ export default async function main(ctx: GuestContext): Promise<unknown> {
   let idleFrom = -1;
   let loops = 0;
   for (;;) {
-    const n = nic.receive(256);
+    const n = nic.receive(1024);
     if (n === 0) {
       if ((++loops & 0xff) === 0 && stopRequested(ctl)) break;
       const now = performance.now();
