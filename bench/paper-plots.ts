@@ -33,7 +33,10 @@ function lineSpec(rows: PaperRow[], field: 'gbps' | 'rttP50us', title: string, y
         x: { field: 'guests', type: 'quantitative', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16, 32, 64], title: 'guests (N)' } },
         y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: field === 'gbps' } },
         color: { field: 'path', type: 'nominal', title: 'path', scale: { domain: ['svnic', 'driver-domain'], range: ['#1f77b4', '#d62728'] } },
-        strokeDash: { field: 'mode', type: 'nominal', title: 'interrupts', scale: { domain: ['direct', 'hypervisor'], range: [[1, 0], [5, 3]] } },
+        strokeDash: {
+          field: 'mode', type: 'nominal', title: 'interrupts', scale: { domain: ['direct', 'hypervisor'], range: [[1, 0], [5, 3]] },
+          legend: { symbolType: 'stroke', symbolStrokeWidth: 2 },
+        },
       },
     },
   } as vl.TopLevelSpec;
