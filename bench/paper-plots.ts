@@ -23,6 +23,7 @@ function lineSpec(rows: PaperRow[], field: 'gbps' | 'rttP50us', title: string, y
     title: { text: title, subtitle },
     data: { values },
     columns: 2,
+    config: { legend: { orient: 'bottom', direction: 'horizontal' } },
     facet: { field: 'frame', type: 'nominal', title: null, sort: ['64 B', '1500 B'] },
     resolve: { scale: { y: 'independent' } },
     spec: {
@@ -33,10 +34,8 @@ function lineSpec(rows: PaperRow[], field: 'gbps' | 'rttP50us', title: string, y
         x: { field: 'guests', type: 'quantitative', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16, 32, 64], title: 'guests (N)' } },
         y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: field === 'gbps' } },
         color: { field: 'path', type: 'nominal', title: 'path', scale: { domain: ['svnic', 'driver-domain'], range: ['#1f77b4', '#d62728'] } },
-        strokeDash: {
-          field: 'mode', type: 'nominal', title: 'interrupts', scale: { domain: ['direct', 'hypervisor'], range: [[1, 0], [5, 3]] },
-          legend: { symbolType: 'stroke', symbolStrokeWidth: 2 },
-        },
+        strokeDash: { field: 'mode', type: 'nominal', scale: { domain: ['direct', 'hypervisor'], range: [[1, 0], [5, 3]] }, legend: null },
+        shape: { field: 'mode', type: 'nominal', title: 'interrupts (solid: direct, dashed: hypervisor)', scale: { domain: ['direct', 'hypervisor'], range: ['circle', 'square'] } },
       },
     },
   } as vl.TopLevelSpec;
@@ -44,7 +43,7 @@ function lineSpec(rows: PaperRow[], field: 'gbps' | 'rttP50us', title: string, y
 
 /** Write the plots into `dir`; returns the files written. */
 export async function writePlots(rows: PaperRow[], dir: string, meta: { date: string; machine: string }): Promise<string[]> {
-  const sub = `svnic bench paper, ${meta.machine}, ${meta.date.slice(0, 10)}; medians over rounds`;
+  const sub = `svnic bench paper, ${meta.machine}, ${meta.date.slice(0, 10)}; medians over rounds; solid: direct interrupts, dashed (squares): hypervisor`;
   const files: [string, vl.TopLevelSpec][] = [
     ['paper-throughput.svg', lineSpec(rows, 'gbps', 'Throughput to the peer host vs number of guests', 'aggregate Gbit/s', sub)],
     ['paper-latency.svg', lineSpec(rows, 'rttP50us', 'Round-trip latency to the peer host (p50) vs number of guests', 'RTT p50 (µs)', sub)],

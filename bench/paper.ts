@@ -22,6 +22,7 @@ import { latencyTrial, throughputTrial, GAP_US, type LatencySample, type Through
 import { runScale, type ScaleResult } from './paper-scale.js';
 import { buildRows, ratiosOf, formatRows, formatRatios, type PaperRow, type Ratios } from './paper-report.js';
 import { writePlots } from './paper-plots.js';
+import { paperMarkdown } from './paper-markdown.js';
 
 export const FRAME_SIZES = [64, 1500] as const;
 
@@ -29,6 +30,8 @@ export interface PaperOptions {
   quick?: boolean;
   json?: string;
   plots?: string;
+  /** Write the result as markdown tables (the tables of docs/results-paper.md). */
+  markdown?: string;
   rounds?: number;
   durationMs?: number;
   warmupMs?: number;
@@ -165,6 +168,10 @@ export async function runPaper(opts: PaperOptions = {}): Promise<PaperResult> {
   if (opts.json) {
     await writeFile(opts.json, JSON.stringify(result, null, 2) + '\n');
     log(`wrote ${opts.json}`);
+  }
+  if (opts.markdown) {
+    await writeFile(opts.markdown, paperMarkdown(result));
+    log(`wrote ${opts.markdown}`);
   }
   log(`wall time ${result.wallSeconds} s`);
   return result;

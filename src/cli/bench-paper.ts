@@ -22,6 +22,7 @@ export function registerBenchPaper(bench: Command): void {
     .option('--quick', 'short run: N = 1 2 4 8, 3 rounds of 0.3 s windows (about 3 minutes on 2 cores)')
     .option('--json <file>', 'write the rows, the ratios and the machine as JSON')
     .option('--plots <dir>', 'write throughput and latency vs N plots (SVG) into this directory')
+    .option('--markdown <file>', 'write the results as markdown tables (as in docs/results-paper.md)')
     .option('--rounds <n>', 'rounds; every measurement runs once per round and per path, medians reported', positiveInt('--rounds'))
     .option('--duration <ms>', 'measured window per trial in ms', positiveInt('--duration'))
     .option('--warmup <ms>', 'warm-up per trial in ms', positiveInt('--warmup'))
@@ -39,12 +40,12 @@ svnic / driver-domain (the paper: throughput 1.77, latency 0.47). See docs/resul
 
 Example:
   svnic bench paper --quick --json paper.json --plots docs/plots`)
-    .action(async (opts: { quick?: boolean; json?: string; plots?: string; rounds?: number; duration?: number; warmup?: number; guests?: number[]; modes?: string; scale?: boolean }) => {
+    .action(async (opts: { quick?: boolean; json?: string; plots?: string; markdown?: string; rounds?: number; duration?: number; warmup?: number; guests?: number[]; modes?: string; scale?: boolean }) => {
       const modes = opts.modes?.split(',');
       if (modes && modes.some((m) => m !== 'direct' && m !== 'hypervisor')) throw new Error(`--modes takes direct and/or hypervisor, got "${opts.modes}"`);
       const { runPaper } = await import('../../bench/paper.js');
       const r = await runPaper({
-        quick: opts.quick, json: opts.json, plots: opts.plots, rounds: opts.rounds, durationMs: opts.duration, warmupMs: opts.warmup,
+        quick: opts.quick, json: opts.json, plots: opts.plots, markdown: opts.markdown, rounds: opts.rounds, durationMs: opts.duration, warmupMs: opts.warmup,
         guests: opts.guests, modes: modes as ('direct' | 'hypervisor')[] | undefined, noScale: opts.scale === false,
         command: ['svnic', ...process.argv.slice(2)].join(' '),
       });
