@@ -24,6 +24,7 @@ import { Netback, type NetbackEvent } from './netback.js';
 import { Bridge, portOf } from './bridge.js';
 import { Fdb } from './fdb.js';
 import { UPLINK_NAP_MS } from '../device/engine.js';
+import { rotateLeft } from '../device/rotate.js';
 import { DomNic } from './nic.js';
 
 export interface DriverDomainConfig {
@@ -111,6 +112,7 @@ export class DriverDomainLoop {
     const before = work;
     const act = this.nb.active;
     let nicFull = false;
+    let blockedAt = -1;
     for (let i = 0; i < act.length; ) {
       const v = act[i]!;
       const n = this.fromGuest(v, now);
@@ -119,6 +121,7 @@ export class DriverDomainLoop {
         // The NIC's transmit ring is full: leave the guest's frames queued (backpressure) and
         // keep the netif active; the device engine is draining the ring.
         work += -n - 1;
+        if (!nicFull) blockedAt = n < -1 ? i + 1 : i; // first netif that got nothing
         nicFull = true;
         i++;
       } else if (n < this.cfg.batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
@@ -127,7 +130,11 @@ export class DriverDomainLoop {
         act.pop();
       } else i++;
     }
-    if (nicFull) this.c[this.bc + BC.nic_tx_full_waits] += 1;
+    if (nicFull) {
+      this.c[this.bc + BC.nic_tx_full_waits] += 1;
+      // The first netif that found the NIC full without sending goes first next time.
+      rotateLeft(act, blockedAt % act.length);
+    }
     this.nicBlocked = nicFull && work === before && work === 0;
     this.nic.flush();
     this.nb.finish();

@@ -16,6 +16,7 @@ import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.j
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
 import { Switch } from './switch.js';
+import { rotateLeft } from './rotate.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
 
@@ -168,10 +169,12 @@ export class Engine {
     const batch = this.cfg.batch;
     let waited = false;
     let served = 0;
+    let firstSkipped = -1;
     for (let i = 0; i < act.length; ) {
       const v = act[i]!;
       if (this.sw.uplinkRoom() < batch) {
         // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
+        if (!waited) firstSkipped = i;
         waited = true;
         i++;
         continue;
@@ -185,7 +188,10 @@ export class Engine {
         act.pop();
       } else i++;
     }
-    if (waited) this.c[this.ec + EC.uplink_tx_waits] += 1;
+    if (waited) {
+      this.c[this.ec + EC.uplink_tx_waits] += 1;
+      rotateLeft(act, firstSkipped); // the first skipped VIF goes first next time: no starvation
+    }
     this.uplinkBlocked = waited && served === 0;
     work += this.sw.pollRings();
     this.flush(now);
