@@ -144,3 +144,45 @@ test('a driver domain reclaims the netif of a guest that exits, and others keep 
     await hv.stop();
   }
 });
+
+const STREAM = new URL('../guests/stream.js', import.meta.url).href;
+
+test('hot-unplug of a netif under traffic loses no frame without a counter', async () => {
+  const hv = new Hypervisor();
+  const host = await hv.createDevice();
+  const dd = await DriverDomain.create(hv, host);
+  try {
+    const a = await hv.startGuest({ module: STREAM });
+    const b = await hv.startGuest({ module: STREAM });
+    const na = await dd.createVifFor(a);
+    const nb = await dd.createVifFor(b);
+    a.send({ cmd: 'stream', dst: nb.mac });
+    b.send({ cmd: 'stream', dst: na.mac });
+    await until(() => na.counters().rx_frames > 1000 && nb.counters().rx_frames > 1000, 'traffic both ways through the bridge');
+    await dd.unplug(na);
+    assert.equal(na.state, 'destroyed');
+    const stop = async (g: Guest) => {
+      const n = g.reports.length;
+      g.send({ cmd: 'stop' });
+      return g.report<{ sent: number; unplugged: boolean }>((r) => g.reports.indexOf(r) >= n);
+    };
+    const ra = await stop(a);
+    assert.equal(ra.unplugged, true);
+    const ca = na.counters();
+    assert.equal(ra.sent, ca.tx_frames + txDrops(ca), `a: sent ${ra.sent} = accepted ${ca.tx_frames} + drops ${txDrops(ca)}`);
+    // b keeps sending to a's MAC, now unknown to the bridge: flooded, i.e. out by the NIC.
+    const out = dd.counters().uplink_tx_frames;
+    await until(() => dd.counters().uplink_tx_frames > out + 100, 'frames to the unplugged MAC go out by the NIC');
+    const rb = await stop(b);
+    await until(() => {
+      const cb = nb.counters();
+      return rb.sent === cb.tx_frames + txDrops(cb);
+    }, 'b: sent = accepted + counted drops');
+    await dd.sync();
+    await host.sync();
+    await until(() => dd.unaccounted() === 0 && host.unaccounted() === 0, 'bridge and device accounting balance');
+  } finally {
+    await dd.stop();
+    await hv.stop();
+  }
+});
