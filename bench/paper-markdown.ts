@@ -50,7 +50,8 @@ export function paperMarkdown(res: PaperResult): string {
     parts.push(`### Scalability\n\n| | |\n| --- | --- |\n| VIFs on one device | ${s.vifs} (queue size ${s.queueSize}) |\n` +
       `| time to create them | ${f(s.createMs, 0)} ms (${f(s.createUsPerVif, 0)} µs each) |\n` +
       `| VIF memory (SharedArrayBuffer) | ${f(s.sabBytesPerVif / 1024, 0)} KiB each |\n` +
-      `| resident-set growth | ${f(s.rssBytesPerVif / 1024, 0)} KiB per VIF |\n` +
+      `| array-buffer memory growth (process.memoryUsage) | ${f(s.arrayBufferBytesPerVif / 1024, 0)} KiB per VIF |\n` +
+      `| resident-set growth (noisy) | ${f(s.rssBytesPerVif / 1024, 0)} KiB per VIF |\n` +
       `| idle device, every VIF live | ${f(s.idleCores, 2)} cores over ${s.idleWindowMs} ms; ${f(s.idleEngineSweepsPerS, 1)} sweeps/s, ${f(s.idleEngineWakeupsPerS, 1)} other wake-ups/s |\n\n` +
       `| path | 1 guest Mpps | 1 guest Gbit/s | ${s.manyGuests} guests Mpps | ${s.manyGuests} guests Gbit/s | ${s.manyGuests} / 1 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n${tp.join('\n')}`);
   }

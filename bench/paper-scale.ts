@@ -22,7 +22,10 @@ export interface ScaleResult {
   createMs: number;
   createUsPerVif: number;
   sabBytesPerVif: number;
+  /** Resident-set growth per VIF; noisy (other memory freed meanwhile can make it negative). */
   rssBytesPerVif: number;
+  /** process.memoryUsage().arrayBuffers growth per VIF (the SharedArrayBuffers' backing stores). */
+  arrayBufferBytesPerVif: number;
   idleWindowMs: number;
   idleCores: number;
   idleEngineWakeupsPerS: number;
@@ -43,10 +46,11 @@ export async function runScale(opts: {
   const dev = await hv.createDevice({ name: 'scale', maxVifs: opts.vifs });
   let createMs = 0;
   let rssPer = 0;
+  let abPer = 0;
   let idle = { cores: NaN, wakeups: NaN, sweeps: NaN };
   try {
-    global.gc?.();
     const rss0 = process.memoryUsage().rss;
+    const ab0 = process.memoryUsage().arrayBuffers;
     const t0 = performance.now();
     const vifs = [];
     for (let i = 0; i < opts.vifs; i++) vifs.push(await dev.createVif({ queueSize: opts.queueSize }));
@@ -58,6 +62,7 @@ export async function runScale(opts: {
     await dev.sync();
     await sleep(300);
     rssPer = (process.memoryUsage().rss - rss0) / opts.vifs;
+    abPer = (process.memoryUsage().arrayBuffers - ab0) / opts.vifs;
     const c0 = dev.deviceCounters();
     const a = cpuSample();
     await sleep(opts.idleMs);
@@ -99,7 +104,7 @@ export async function runScale(opts: {
   }
   return {
     vifs: opts.vifs, queueSize: opts.queueSize, createMs, createUsPerVif: (createMs * 1000) / opts.vifs,
-    sabBytesPerVif: vifLayout(opts.queueSize, 1500).byteLength, rssBytesPerVif: rssPer,
+    sabBytesPerVif: vifLayout(opts.queueSize, 1500).byteLength, rssBytesPerVif: rssPer, arrayBufferBytesPerVif: abPer,
     idleWindowMs: opts.idleMs, idleCores: idle.cores, idleEngineWakeupsPerS: idle.wakeups, idleEngineSweepsPerS: idle.sweeps,
     manyGuests: opts.manyGuests, throughput: tp,
   };

@@ -154,7 +154,7 @@ export async function runPaper(opts: PaperOptions = {}): Promise<PaperResult> {
   if (scale) {
     log('');
     log(`scalability: ${scale.vifs} VIFs (queue ${scale.queueSize}) created in ${scale.createMs.toFixed(0)} ms (${scale.createUsPerVif.toFixed(0)} µs each); ` +
-      `${(scale.sabBytesPerVif / 1024).toFixed(0)} KiB VIF memory each, RSS +${(scale.rssBytesPerVif / 1024).toFixed(0)} KiB each; ` +
+      `${(scale.sabBytesPerVif / 1024).toFixed(0)} KiB VIF memory each (array buffers +${(scale.arrayBufferBytesPerVif / 1024).toFixed(0)} KiB, RSS ${(scale.rssBytesPerVif / 1024).toFixed(0)} KiB each); ` +
       `idle: ${scale.idleCores} cores, ${scale.idleEngineSweepsPerS.toFixed(1)} sweeps/s`);
     for (const p of PATHS) {
       const t = scale.throughput[p];
