@@ -73,14 +73,14 @@ export async function throughputTrial(t: Topology, frameBytes: number, warmupMs:
   }
 }
 
-export async function latencyTrial(t: Topology, frameBytes: number, warmupMs: number, durationMs: number): Promise<LatencySample> {
+export async function latencyTrial(t: Topology, frameBytes: number, warmupMs: number, durationMs: number, gapUs = GAP_US): Promise<LatencySample> {
   const done = t.guests.map((g) => {
     const k = g.reports.length;
     return g.report<{ kind: string; rtts: number[]; lost: number }>((r) => r.kind === 'pinged' && g.reports.indexOf(r) >= k);
   });
   const ca = cpuSample();
   t.guests.forEach((g, i) => g.send({
-    cmd: 'ping', dst: PEER_MAC, frameBytes, index: i, warmupMs, durationMs, gapUs: GAP_US, spinUs: SPIN.guest,
+    cmd: 'ping', dst: PEER_MAC, frameBytes, index: i, warmupMs, durationMs, gapUs, spinUs: SPIN.guest,
   }));
   const reps = await withTimeout(Promise.all(done), warmupMs + durationMs + 20_000, 'pingers');
   const cb = cpuSample();

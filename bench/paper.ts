@@ -38,6 +38,8 @@ export interface PaperOptions {
   /** Guest counts (default 1 2 4 8 16 32; --quick 1 2 4 8). */
   guests?: number[];
   modes?: IrqMode[];
+  /** Pause between one guest's pings, µs (default GAP_US: every thread sleeps between pings). */
+  pingGapUs?: number;
   /** Leave out the scalability part. */
   noScale?: boolean;
   command?: string;
@@ -85,6 +87,7 @@ export async function runPaper(opts: PaperOptions = {}): Promise<PaperResult> {
   const warmupMs = opts.warmupMs ?? (quick ? 150 : 300);
   const ns = opts.guests ?? (quick ? [1, 2, 4, 8] : [1, 2, 4, 8, 16, 32]);
   const modes = opts.modes ?? ['direct', 'hypervisor'];
+  const gapUs = opts.pingGapUs ?? GAP_US;
   const machine = machineInfo();
   const started = performance.now();
   const date = new Date().toISOString();
@@ -108,7 +111,7 @@ export async function runPaper(opts: PaperOptions = {}): Promise<PaperResult> {
                 const s: Sample = { mode, path: p, guests: n, frameBytes: size, round, threads: t.threads.total, threadNote: t.threads.note, drops: {} };
                 try {
                   if (kind === 'throughput') s.throughput = await throughputTrial(t, size, warmupMs, durationMs);
-                  else s.latency = await latencyTrial(t, size, warmupMs, durationMs);
+                  else s.latency = await latencyTrial(t, size, warmupMs, durationMs, gapUs);
                 } catch (e) {
                   if (kind === 'throughput') s.throughput = { gbps: NaN, mpps: NaN, minGuestGbps: NaN, maxGuestGbps: NaN, cpuNsPerPacket: NaN, selfCores: NaN, otherCores: NaN, error: (e as Error).message };
                   else s.latency = { rttP50us: NaN, rttP99us: NaN, pings: 0, lost: 0, otherCores: NaN, error: (e as Error).message };
@@ -138,7 +141,7 @@ export async function runPaper(opts: PaperOptions = {}): Promise<PaperResult> {
   }
   const result: PaperResult = {
     benchmark: 'svnic bench paper', command: opts.command ?? `svnic bench paper${quick ? ' --quick' : ''}`, date, quick,
-    rounds, durationMs, warmupMs, spinUs: SPIN, pingGapUs: GAP_US,
+    rounds, durationMs, warmupMs, spinUs: SPIN, pingGapUs: gapUs,
     machine: { ...machine, loadavgAtEnd: machineInfo().loadavgAtStart },
     rows, ratios: ratiosByInterruptMode.direct ?? ratiosByInterruptMode[modes[0]!]!, ratiosByInterruptMode,
     targets: { throughput: 1.77, latency: 0.47, goalThroughput: 2.5, goalLatency: 0.3 },

@@ -28,6 +28,11 @@ export function registerBenchPaper(bench: Command): void {
     .option('--warmup <ms>', 'warm-up per trial in ms', positiveInt('--warmup'))
     .option('--guests <list>', 'guest counts, e.g. 1,4,16 (default 1,2,4,8,16,32; --quick 1,2,4,8)', list('--guests'))
     .option('--modes <list>', 'interrupt modes: direct,hypervisor (default both)')
+    .option('--ping-gap <us>', 'pause between one guest\'s pings in µs (default 1000: every thread sleeps between pings; 0: back to back)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0 || n > 1e6) throw new Error(`--ping-gap must be a number of µs in 0..1000000, got "${v}"`);
+      return n;
+    })
     .option('--no-scale', 'leave out the scalability part (1024 VIFs, 64 guests)')
     .addHelpText('after', `
 Paths (the guest program is the same on both):
@@ -40,13 +45,13 @@ svnic / driver-domain (the paper: throughput 1.77, latency 0.47). See docs/resul
 
 Example:
   svnic bench paper --quick --json paper.json --plots docs/plots`)
-    .action(async (opts: { quick?: boolean; json?: string; plots?: string; markdown?: string; rounds?: number; duration?: number; warmup?: number; guests?: number[]; modes?: string; scale?: boolean }) => {
+    .action(async (opts: { quick?: boolean; json?: string; plots?: string; markdown?: string; rounds?: number; duration?: number; warmup?: number; guests?: number[]; modes?: string; scale?: boolean; pingGap?: number }) => {
       const modes = opts.modes?.split(',');
       if (modes && modes.some((m) => m !== 'direct' && m !== 'hypervisor')) throw new Error(`--modes takes direct and/or hypervisor, got "${opts.modes}"`);
       const { runPaper } = await import('../../bench/paper.js');
       const r = await runPaper({
         quick: opts.quick, json: opts.json, plots: opts.plots, markdown: opts.markdown, rounds: opts.rounds, durationMs: opts.duration, warmupMs: opts.warmup,
-        guests: opts.guests, modes: modes as ('direct' | 'hypervisor')[] | undefined, noScale: opts.scale === false,
+        guests: opts.guests, modes: modes as ('direct' | 'hypervisor')[] | undefined, noScale: opts.scale === false, pingGapUs: opts.pingGap,
         command: ['svnic', ...process.argv.slice(2)].join(' '),
       });
       if (r.rows.some((x) => x.errors.length > 0)) process.exitCode = 1;
