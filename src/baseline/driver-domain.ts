@@ -10,7 +10,7 @@
  *   const dd = await DriverDomain.create(hv, device);
  *   const netif = await dd.createVifFor(guest, { mac: '02:...' });
  *   ... netif.counters(), dd.unaccounted(), dd.bridgeCounters() ...
- *   await dd.stop();   // before hv.stop()
+ *   await dd.stop();   // or hv.stop(): stopping the device stops its driver domain
  */
 import { EventEmitter } from 'node:events';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -143,7 +143,14 @@ export class DriverDomain extends EventEmitter {
     });
     nic.guestId = `driver-domain`;
     const dd = new DriverDomain(hv, device, nic, evtchn, opts, maxNetifs);
-    await dd.call({ op: 'sync' });
+    try {
+      await dd.call({ op: 'sync' });
+    } catch (e) {
+      await dd.stop(); // gives the NIC VIF back
+      throw e;
+    }
+    // The driver domain cannot outlive its NIC: stopping the device (or the hypervisor) stops it.
+    device.once('stopped', () => void dd.stop());
     return dd;
   }
 
