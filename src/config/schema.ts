@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import { ConfigError, errorMap, shapeIssues, type ConfigIssue } from './issues.js';
+import { tapUplinkSchema, vxlanUplinkSchema, type TapUplinkConfig, type VxlanUplinkConfig } from './net-uplinks.js';
 
 export { ConfigError, formatIssue, joinPath, type ConfigIssue } from './issues.js';
 
@@ -93,6 +94,10 @@ const uplinkSchema = z.preprocess(
       /** The name of the device at the other end of the cable. */
       peer: name(),
     }),
+    // ---- issue 4: uplinks to real networks (config/net-uplinks.ts) ----
+    vxlanUplinkSchema,
+    tapUplinkSchema,
+    // ---- end issue 4 ----
   ]),
 );
 
@@ -128,6 +133,8 @@ const vifSchema = z.strictObject({
     .default({ frames: 1, usecs: 0 }),
   /** Pin to an engine of its device; default: the engine with the fewest VIFs. */
   engine: z.int().min(0).optional(),
+  /** issue 4: write this VIF's traffic to a pcap file (relative to the working directory). */
+  capture: z.string().min(1).optional(),
 });
 
 const guestSchema = z.strictObject({
@@ -150,7 +157,7 @@ export type RawConfig = z.output<typeof configSchema>;
 // ---------------------------------------------------------------------------------------------
 // The validated configuration
 
-export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string };
+export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string } | VxlanUplinkConfig | TapUplinkConfig;
 
 export interface DeviceConfig {
   name: string;
@@ -179,6 +186,8 @@ export interface VifConfig {
   multicast: string[];
   coalesce: { frames: number; usecs: number };
   engine?: number;
+  /** pcap file of this VIF's traffic (issue 4). */
+  capture?: string;
   path: string;
 }
 

@@ -14,9 +14,10 @@ import { H, i32, maxFrameBytes } from '../layout/vif.js';
 import { NET_HDR_BYTES } from '../virtio/constants.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
-import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
+import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION, RX_OK } from './virtio-net-device.js';
 import { Switch } from './switch.js';
 import { rotateLeft } from './rotate.js';
+import { CaptureTap, DIR_IN, DIR_OUT } from '../capture/capture-ring.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
 
@@ -78,6 +79,12 @@ export class Engine {
   /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
   private uplinkBlocked = false;
   /** Called when the control word is set; the worker drains its MessagePort here. */
+  /**
+   * VIF capture (issue 4, capture/vif-capture.ts): frames of VIFs whose byte in `capSlots` is set
+   * are copied into this engine's capture ring. Off: one byte load per frame.
+   */
+  capture: CaptureTap | null = null;
+  capSlots: Uint8Array | null = null;
   onControl: () => void = () => {};
   onEvent: (e: EngineEvent) => void = () => {};
 
@@ -244,6 +251,7 @@ export class Engine {
       done++;
       if (len <= 0) continue; // dropped and counted by the device
       const f = NET_HDR_BYTES;
+      if (this.capSlots !== null && this.capSlots[v.slot] !== 0) this.capture!.tap(st, f, len, (v.slot << 1) | DIR_IN);
       // Anti-spoofing on the device's private copy (ARCHITECTURE.md rule 6).
       if (v.spoofCheck && (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo)) {
         c[base + VC.tx_spoofed_mac] += 1;
@@ -279,6 +287,7 @@ export class Engine {
       this.needsReset(v, dev.toGuestQ.violation);
       return;
     }
+    if (this.capSlots !== null && this.capSlots[v.slot] !== 0 && r === RX_OK) this.capture!.tap(buf, off, len, (v.slot << 1) | DIR_OUT);
     v.batchFrames++;
     this.markDirty(v);
   }

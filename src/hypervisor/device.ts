@@ -354,6 +354,12 @@ export class Device extends EventEmitter {
     await this.engines[i]!.call({ op: 'uplink', toUplink, fromUplink, reflect });
   }
 
+  /** Give engine `i` a capture ring and the shared per-slot capture flags (capture/vif-capture.ts). */
+  async attachCapture(i: number, ring: import('../capture/capture-ring.js').CaptureRingSpec, slots: SharedArrayBuffer): Promise<void> {
+    this.live();
+    await this.engines[i]!.call({ op: 'capture', ring, slots });
+  }
+
   /** Wait until every engine has applied all earlier commands (a barrier, not a drain). */
   async sync(): Promise<void> {
     await Promise.all(this.engines.map((e) => e.call({ op: 'sync' })));

@@ -18,9 +18,11 @@ export type ErrorCode =
   | 'GUEST_EXITED'
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
+  | 'UPLINK_FAILED'
   | 'ENGINE_FAILED'
   | 'DRIVER_DOMAIN_FAILED'
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  | 'NATIVE_MISSING';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;
