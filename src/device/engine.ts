@@ -23,6 +23,12 @@ export type IrqMode = 'direct' | 'hypervisor';
 
 /** How long an engine whose guests wait only for uplink room sleeps before looking again (ms). */
 export const UPLINK_NAP_MS = 0.05;
+/**
+ * Backpressure has a limit: an uplink ring that stays full this long (ms) is treated as stalled
+ * (its consumer died or hangs), and the engine takes guest frames again, dropping those for the
+ * uplink (uplink_tx_full), so that VIF-to-VIF traffic on the engine is not held up behind it.
+ */
+export const UPLINK_STALL_MS = 50;
 
 export interface EngineConfig {
   index: number;
@@ -78,6 +84,8 @@ export class Engine {
   private stopped = false;
   /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
   private uplinkBlocked = false;
+  /** Engine clock when the uplink ring was first seen without room for a batch (-1: it has room). */
+  private uplinkFullSince = -1;
   /** Called when the control word is set; the worker drains its MessagePort here. */
   /**
    * VIF capture (issue 4, capture/vif-capture.ts): frames of VIFs whose byte in `capSlots` is set
@@ -177,9 +185,10 @@ export class Engine {
     let waited = false;
     let served = 0;
     let firstSkipped = -1;
+    if (this.uplinkFullSince >= 0 && this.sw.uplinkRoom() >= batch) this.uplinkFullSince = -1;
     for (let i = 0; i < act.length; ) {
       const v = act[i]!;
-      if (this.sw.uplinkRoom() < batch) {
+      if (this.sw.uplinkRoom() < batch && this.holdForUplink(now)) {
         // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
         if (!waited) firstSkipped = i;
         waited = true;
@@ -205,6 +214,12 @@ export class Engine {
     if (this.held.length !== 0) this.releaseHeld(now);
     this.c[this.ec + EC.loops] += 1;
     return work;
+  }
+
+  /** The uplink has no room for a batch: hold guest frames back, unless it has stalled (UPLINK_STALL_MS). */
+  private holdForUplink(now: number): boolean {
+    if (this.uplinkFullSince < 0) this.uplinkFullSince = now;
+    return now - this.uplinkFullSince < UPLINK_STALL_MS;
   }
 
   /** A slot rang its doorbell: count it and follow the VIF (1), or count a spurious ring (0). */

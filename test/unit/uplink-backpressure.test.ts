@@ -62,3 +62,28 @@ test('under uplink backpressure every VIF gets its turn (no starvation by list o
   for (const n of sent) assert.ok(n >= 20, `every VIF was served: ${sent.join(', ')}`);
   assert.equal(rig.engineCounters().uplink_tx_full, 0);
 });
+
+test('an uplink that stays full (its consumer hangs) stops holding up VIF-to-VIF traffic', () => {
+  const rig = new Rig({ batch: 4 });
+  const A = '02:00:00:00:00:01';
+  const B = '02:00:00:00:00:02';
+  const a = new VirtioNetDriver({ vifId: 'a', vif: rig.addVif(0, A, { queueSize: 64 }), doorbell: rig.doorbell });
+  const b = new VirtioNetDriver({ vifId: 'b', vif: rig.addVif(1, B, { queueSize: 64 }), doorbell: rig.doorbell });
+  rig.engine.sw.toUplink = new FrameRing(createFrameRing(8, 1518)).asProducer(); // nobody consumes it
+  rig.step(2);
+  assert.equal(a.sendMany(Array.from({ length: 20 }, (_, k) => ethFrame('02:be:ef:00:00:01', A, 64, k))), 20);
+  rig.step(5); // 1 ms per step: the ring fills, then a's frames wait
+  const f = ethFrame(B, A, 64, 99);
+  assert.equal(a.send(f), true);
+  rig.step(5);
+  assert.equal(b.receive(), 0, 'while the uplink holds the engine back, a -> b waits too');
+  rig.step(60); // past UPLINK_STALL_MS: the uplink is treated as stalled
+  assert.equal(b.receive(), 1, 'a -> b flows again');
+  assert.deepEqual(b.frame(0), f);
+  b.release();
+  const e = rig.engineCounters();
+  assert.equal(e.uplink_tx_frames, 8, 'what fitted in the ring');
+  assert.equal(e.uplink_tx_full, 12, "the rest of a's uplink frames are dropped and counted");
+  assert.equal(rig.vifCounters(0).tx_frames, 21);
+  assert.equal(rig.unaccounted(), 0);
+});
