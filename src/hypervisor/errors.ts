@@ -19,7 +19,12 @@ export type ErrorCode =
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
   | 'ENGINE_FAILED'
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  // vhost-user and VM guests (issue 5)
+  | 'VM_IMAGE'
+  | 'VM_FAILED'
+  | 'NATIVE_MISSING'
+  | 'VHOST_USER';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;
