@@ -20,10 +20,10 @@ export type ErrorCode =
   | 'UPLINK_IN_USE'
   | 'ENGINE_FAILED'
   | 'CONFIG_INVALID'
+  | 'NATIVE_MISSING'
   // vhost-user and VM guests (issue 5)
   | 'VM_IMAGE'
   | 'VM_FAILED'
-  | 'NATIVE_MISSING'
   | 'VHOST_USER';
 
 export class SvnicError extends Error {
