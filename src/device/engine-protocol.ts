@@ -16,6 +16,8 @@ export type EngineCommand = { reqId: number } & (
   | { op: 'fdb'; entries: MacEntry[]; slotEngine: number[] }
   | { op: 'fwd'; out: (RingEnd | null)[]; in: SharedArrayBuffer[] }
   | { op: 'uplink'; toUplink: RingEnd | null; fromUplink: SharedArrayBuffer[]; reflect: boolean }
+  | { op: 'vm-start'; slot: number; rings: import('../vhost-user/session.js').VmRings }
+  | { op: 'vm-stop'; slot: number }
   | { op: 'sync' }
   | { op: 'stop' }
 );

@@ -35,6 +35,11 @@ function handle(cmd: EngineCommand): unknown {
       engine.sw.fromUplink = cmd.fromUplink.map((r) => new FrameRing(r).asConsumer());
       engine.sw.reflect = cmd.reflect;
       return null;
+    case 'vm-start':
+      engine.vmStart(cmd.slot, cmd.rings);
+      return null;
+    case 'vm-stop':
+      return engine.vmStop(cmd.slot);
     case 'sync':
       return null;
     case 'stop':

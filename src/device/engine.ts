@@ -16,6 +16,8 @@ import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.j
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
 import { Switch } from './switch.js';
+import { vmDevice, vmSignal } from '../vhost-user/engine-vm.js';
+import type { VmRings } from '../vhost-user/session.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
 
@@ -135,6 +137,39 @@ export class Engine {
     v.publishConfig();
     this.sw.rebuildSegments();
     if (v.dev) this.raiseIrq(v); // configuration change notification (virtio 1.2, 2.2)
+  }
+
+  /** VM VIF (vhost-user): serve the VM's rings in its mapped RAM (the session checked addresses). */
+  vmStart(slot: number, r: VmRings): void {
+    const v = this.vifs[slot];
+    if (!v) throw new RangeError(`no VIF in slot ${slot}`);
+    this.vmStop(slot);
+    v.vmCallFds = r.callFds;
+    v.dev = vmDevice(r, v.mtu, v.linkUp, this.c, v.counterBase); // throws RangeError if rings are outside memory
+    v.state = VifState.LIVE;
+    v.batchFrames = 0;
+    v.heldFrames = 0;
+    v.irqHeld = false;
+    this.kicked(v);
+  }
+
+  /** VM VIF: stop using its rings; returns last_avail of ring 0 (toGuest) and ring 1 (fromGuest). */
+  vmStop(slot: number): [number, number] {
+    const v = this.vifs[slot];
+    if (!v) return [-1, -1];
+    // The session closes the call fds after this returns: never write to them again.
+    if (v.vmCallFds !== null) v.vmCallFds = [-1, -1];
+    v.irqHeld = false;
+    v.irqQueues = 0;
+    const dev = v.dev;
+    if (dev === null) return [-1, -1];
+    dev.fromGuestQ.publishUsed();
+    dev.toGuestQ.publishUsed();
+    v.dev = null;
+    if (v.state === VifState.LIVE) v.state = VifState.WAITING;
+    this.active = this.active.filter((x) => x !== v);
+    v.active = false;
+    return [dev.toGuestQ.lastAvail, dev.fromGuestQ.lastAvail];
   }
 
   setFdb(entries: MacEntry[], slotEngine: number[]): void {
@@ -289,7 +324,10 @@ export class Engine {
       dev.fromGuestQ.publishUsed();
       dev.toGuestQ.publishUsed();
       const want = dev.toGuestQ.wantsInterrupt();
-      if ((dev.fromGuestQ.wantsInterrupt() || want) && !v.irqHeld) {
+      const wantFrom = dev.fromGuestQ.wantsInterrupt();
+      if (want) v.irqQueues |= 1;
+      if (wantFrom) v.irqQueues |= 2;
+      if ((wantFrom || want) && !v.irqHeld) {
         v.irqHeld = true;
         v.irqSince = now;
         v.heldFrames = 0;
@@ -328,7 +366,10 @@ export class Engine {
     v.irqHeld = false;
     v.heldFrames = 0;
     this.c[v.counterBase + VC.irq_raised] += 1;
-    if (this.irqPage !== null) {
+    if (v.vmCallFds !== null) {
+      vmSignal(v.vmCallFds, v.irqQueues); // VM: its call eventfds (vhost-user)
+      v.irqQueues = 0;
+    } else if (this.irqPage !== null) {
       ringDoorbell(this.irqPage, v.slot); // hypervisor mode: pending bit + master notification
     } else {
       Atomics.add(v.header, i32(H.IRQ), 1);
