@@ -128,7 +128,7 @@ export class VhostUserSession {
   private fail(m: Message, counter: SessionCounter, why: string): Outcome {
     this.counters[counter]++;
     this.lastError = `${m.request}: ${why}`;
-    if (this.wantsAck(m) && SHAPE[m.request] !== undefined && !isGet(m.request)) {
+    if (this.wantsAck(m) && !isGet(m.request)) {
       this.counters.replies++;
       return { reply: encodeReply(m.request, u64Payload(1)), close: false };
     }
@@ -233,6 +233,10 @@ export class VhostUserSession {
         const used = u64(p, 16);
         const avail = u64(p, 24);
         if (desc < 0 || used < 0 || avail < 0) return this.fail(m, 'bad_address', 'ring address beyond 2^53');
+        // With a memory table known, refuse rings outside it now (sizes checked again at start).
+        if (this.mem && (this.mem.gpaOfUva(desc, 16) < 0 || this.mem.gpaOfUva(avail, 6) < 0 || this.mem.gpaOfUva(used, 6) < 0)) {
+          return this.fail(m, 'bad_address', 'ring address outside every memory region');
+        }
         await this.stopDevice();
         r.desc = desc;
         r.used = used;
