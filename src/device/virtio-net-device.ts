@@ -57,8 +57,14 @@ export class VirtioNetDevice {
   /** Byte-counted header template written before every frame placed in the receive queue. */
   private readonly rxHeader = new Uint8Array(NET_HDR_BYTES);
 
+  /** VIRTIO_NET_F_MRG_RXBUF negotiated: a frame may span several receive chains (5.1.6.3.2, 5.1.6.4). */
+  readonly mrgRxbuf: boolean;
+  /** Chains taken for the frame being placed (mergeable path); preallocated, no allocation per frame. */
+  private readonly mrgHeads: Int32Array;
+  private readonly mrgLens: Int32Array;
+
   constructor(mem: GuestMemory, toGuest: QueueAddresses, fromGuest: QueueAddresses, eventIdx: boolean,
-    cfg: VirtioNetConfig, counters: Float64Array, counterBase: number) {
+    cfg: VirtioNetConfig, counters: Float64Array, counterBase: number, mrgRxbuf = false) {
     this.mem = mem;
     this.toGuestQ = new DeviceQueue(mem, toGuest, eventIdx);
     this.fromGuestQ = new DeviceQueue(mem, fromGuest, eventIdx);
@@ -67,6 +73,9 @@ export class VirtioNetDevice {
     this.c = counters;
     this.cb = counterBase;
     this.rxHeader[10] = 1; // num_buffers = 1 (5.1.6.4: set even without MRG_RXBUF in VERSION_1)
+    this.mrgRxbuf = mrgRxbuf;
+    this.mrgHeads = new Int32Array(mrgRxbuf ? this.toGuestQ.size : 0);
+    this.mrgLens = new Int32Array(mrgRxbuf ? this.toGuestQ.size : 0);
   }
 
   count(counter: number, n = 1): void {
@@ -143,6 +152,7 @@ export class VirtioNetDevice {
   toGuest(src: Uint8Array, src32: Int32Array, off: number, len: number): number {
     if (!this.linkUp) return this.rxDrop(VC.rx_link_down);
     if (len > maxFrameBytes(this.mtu)) return this.rxDrop(VC.rx_oversize);
+    if (this.mrgRxbuf) return this.toGuestMerged(src, src32, off, len);
     const q = this.toGuestQ;
     const head = q.nextHead();
     if (head === EMPTY) return this.rxDrop(VC.rx_no_buffer);
@@ -176,6 +186,69 @@ export class VirtioNetDevice {
       return this.rxDrop(bad);
     }
     q.addUsed(head, need);
+    this.count(VC.rx_frames);
+    this.count(VC.rx_bytes, len);
+    return RX_OK;
+  }
+
+  /**
+   * MRG_RXBUF placement (virtio 1.2, 5.1.6.4.2): fill as many receive chains as the frame needs,
+   * then set num_buffers in the header (in the first chain) and complete them in order. If the
+   * ring runs out part way, the chains taken are given back (nothing was published) and the frame
+   * is dropped as rx_no_buffer. A bad buffer completes every chain taken with length 0.
+   */
+  private toGuestMerged(src: Uint8Array, src32: Int32Array, off: number, len: number): number {
+    const q = this.toGuestQ;
+    const need = NET_HDR_BYTES + len;
+    let written = 0;
+    let nbufs = 0;
+    let bad = -1;
+    let hdrMem: Uint8Array | null = null;
+    let hdrOff = 0;
+    while (written < need && bad < 0) {
+      const head = q.nextHead();
+      if (head === EMPTY) {
+        q.giveBack(nbufs); // 2.7.13: not yet used, so the driver never sees them taken
+        return this.rxDrop(VC.rx_no_buffer);
+      }
+      if (head === VIOLATED) return this.violated(q, RX_VIOLATION);
+      const start = written;
+      for (let n = 1; ; n++) {
+        if (!q.descOk(n)) return this.violated(q, RX_VIOLATION);
+        const flags = q.dFlags;
+        if (bad < 0 && written < need) {
+          const dlen = q.dLen;
+          if ((flags & VIRTQ_DESC_F_WRITE) === 0 || dlen === 0) bad = VC.rx_bad_desc; // 2.7.4.2
+          else if (written === 0 && dlen < NET_HDR_BYTES) bad = VC.rx_buffer_too_small; // header in one piece
+          else {
+            const chunk = Math.min(dlen, need - written);
+            const dst = this.mem.resolve(q.dAddrLo, q.dAddrHi, chunk);
+            if (dst < 0) bad = VC.rx_bad_addr;
+            else {
+              if (written === 0) {
+                hdrMem = this.mem.hit;
+                hdrOff = dst;
+              }
+              this.copyOut(src, src32, off, dst, written, chunk);
+              written += chunk;
+            }
+          }
+        }
+        const r = q.nextInChain();
+        if (r === CHAIN_END) break;
+        if (r === VIOLATED) return this.violated(q, RX_VIOLATION);
+      }
+      this.mrgHeads[nbufs] = head;
+      this.mrgLens[nbufs] = written - start;
+      nbufs++;
+    }
+    if (bad >= 0) {
+      for (let i = 0; i < nbufs; i++) q.addUsed(this.mrgHeads[i]!, 0);
+      return this.rxDrop(bad);
+    }
+    hdrMem![hdrOff + 10] = nbufs & 0xff; // num_buffers, le16 (5.1.6)
+    hdrMem![hdrOff + 11] = nbufs >>> 8;
+    for (let i = 0; i < nbufs; i++) q.addUsed(this.mrgHeads[i]!, this.mrgLens[i]!);
     this.count(VC.rx_frames);
     this.count(VC.rx_bytes, len);
     return RX_OK;

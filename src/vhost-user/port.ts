@@ -45,6 +45,9 @@ export class VhostUserPort extends EventEmitter {
   private timer: NodeJS.Timeout;
   private nextConnect = 0;
   private closed = false;
+  private disconnecting: Promise<void> | null = null;
+  /** Last error seen while tearing a connection down (for logs). */
+  lastError = '';
 
   constructor(private readonly device: Device, readonly vif: Vif, private readonly relay: KickRelay, opts: VhostUserPortOptions) {
     super();
@@ -72,7 +75,7 @@ export class VhostUserPort extends EventEmitter {
   }
 
   private tick(reconnectMs: number): void {
-    if (this.busy || this.closed) return;
+    if (this.busy || this.closed || this.disconnecting) return; // one session at a time, old one fully stopped
     const n = native();
     if (this.mode === 'server' && this.listenFd >= 0) {
       for (let fd = n.accept(this.listenFd); fd >= 0; fd = n.accept(this.listenFd)) {
@@ -186,8 +189,9 @@ export class VhostUserPort extends EventEmitter {
   }
 
   /** The front-end went away: stop the device, close everything, wait for the next one. */
-  private async disconnect(): Promise<void> {
-    if (this.connFd < 0) return;
+  private disconnect(): Promise<void> {
+    if (this.disconnecting) return this.disconnecting;
+    if (this.connFd < 0) return Promise.resolve();
     const n = native();
     n.close(this.connFd);
     this.connFd = -1;
@@ -199,20 +203,22 @@ export class VhostUserPort extends EventEmitter {
     this.counters.disconnects++;
     const s = this.session;
     this.session = null;
-    const wasBusy = this.busy;
-    this.busy = true;
-    try {
-      if (s) await s.close();
-    } finally {
-      this.busy = wasBusy;
-    }
-    this.emit('disconnected');
+    // Never rejects: a device stopped meanwhile has nothing left to stop.
+    this.disconnecting = (s ? s.close() : Promise.resolve())
+      .catch((e: Error) => void (this.lastError = e.message))
+      .then(() => {
+        this.disconnecting = null;
+        this.emit('disconnected');
+      });
+    return this.disconnecting;
   }
 
+  /** Stop serving: wait for a message in flight, disconnect, stop listening. Call before device.stop(). */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.disconnect();
     this.closed = true;
+    while (this.busy) await new Promise((r) => setTimeout(r, 1));
+    await this.disconnect();
     clearInterval(this.timer);
     if (this.listenFd >= 0) native().close(this.listenFd);
     this.listenFd = -1;

@@ -141,6 +141,11 @@ export class DeviceQueue {
     return CHAIN_MORE;
   }
 
+  /** Un-take the last `n` chains taken by nextHead() (none of them was added to the used ring). */
+  giveBack(n: number): void {
+    this.lastAvail = (this.lastAvail - n) & 0xffff;
+  }
+
   fail(v: Violation): number {
     this.violation = v;
     return VIOLATED;
