@@ -4,6 +4,7 @@
  * only when a benchmark runs.
  */
 import type { Command } from 'commander';
+import { registerBenchVm } from './bench-vm.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -74,4 +75,5 @@ and about 1 µs when they do not ("f", far). A full run takes about 5 minutes, -
       });
       if (result.rows.some((r) => r.errors.length > 0)) process.exitCode = 1;
     });
+  registerBenchVm(bench);
 }

@@ -27,6 +27,8 @@ export interface VmOptions {
   cmd: string;
   net: VmNet;
   qemu?: string;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', NAME] to run QEMU inside a network namespace. */
+  wrap?: string[];
 }
 
 export interface VmResult {
@@ -71,7 +73,8 @@ export class Vm {
   private isReady = false;
 
   constructor(o: VmOptions) {
-    this.proc = spawn(o.qemu ?? 'qemu-system-x86_64', qemuArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...(o.wrap ?? []), o.qemu ?? 'qemu-system-x86_64', ...qemuArgs(o)];
+    this.proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
       this.console += s;
       if (!this.isReady && this.console.includes('SVNIC-READY')) {
