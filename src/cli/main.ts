@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerBench } from './bench.js';
+import { registerVm } from './vm.js';
 
 const program = new Command();
 program
@@ -13,4 +14,5 @@ program
 registerDemo(program);
 registerRun(program);
 registerBench(program);
+registerVm(program);
 await program.parseAsync(process.argv);
