@@ -18,20 +18,23 @@ import { until } from '../helpers/until.js';
 const LIMIT = { timeout: 180_000 }; // a hang fails the test; not a timing check
 const retry = (c: string) => `for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do ${c} && break; sleep 1; done`;
 
-async function rig(n: number) {
+/** VM i uses client mode when `clientModes` has i: QEMU listens (server=on), svnic connects. */
+async function rig(n: number, clientModes: number[] = []) {
   const device = await Device.create({ engines: 1 });
   const relay = new KickRelay();
   const ports: VhostUserPort[] = [];
   for (let i = 1; i <= n; i++) {
     const vif = await device.createVif({ name: `vm${i}`, mac: `52:54:00:05:00:0${i}` });
-    ports.push(new VhostUserPort(device, vif, relay, { socket: join(tmpdir(), `sv5-${process.pid}-${i}.sock`) }));
+    const mode = clientModes.includes(i) ? 'client' : 'server';
+    ports.push(new VhostUserPort(device, vif, relay, { socket: join(tmpdir(), `sv5-${process.pid}-${i}.sock`), mode }));
   }
   const vms: Vm[] = [];
   return {
     device, ports, vms,
     boot(i: number, image: VmOptions['image'], cmd: string): Vm {
       const p = ports[i - 1]!;
-      const vm = new Vm({ name: `sv5-${i}`, image, mac: p.vif.mac, ip: `10.5.0.${i}/24`, cmd, net: { kind: 'vhost-user', socket: p.socket } });
+      const net = { kind: 'vhost-user' as const, socket: p.socket, server: p.mode === 'client' };
+      const vm = new Vm({ name: `sv5-${i}`, image, mac: p.vif.mac, ip: `10.5.0.${i}/24`, cmd, net });
       vms.push(vm);
       return vm;
     },
@@ -45,10 +48,10 @@ async function rig(n: number) {
   };
 }
 
-test('two VMs ping each other and run iperf3 both ways through svnic', LIMIT, async (t) => {
+test('two VMs ping each other and run iperf3 both ways through svnic (VM a in client mode: QEMU listens)', LIMIT, async (t) => {
   const image = vmImageOrSkip(t);
   if (!image) return;
-  const r = await rig(2);
+  const r = await rig(2, [1]);
   try {
     const a = r.boot(1, image, 'ping -c 3 -w 30 10.5.0.2 && iperf3 -s -1 && iperf3 -s -1');
     const b = r.boot(2, image, `ping -c 3 -w 30 10.5.0.1 && sleep 1 && ${retry('iperf3 -c 10.5.0.1 -t 3')} && sleep 1 && ${retry('iperf3 -c 10.5.0.1 -t 3 -R')}`);
