@@ -11,7 +11,8 @@
 import { W, ring as ringDoorbell, drainRung, summaryMaskFor } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
-import { NET_HDR_BYTES } from '../virtio/constants.js';
+import { NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, MAX_GSO_FRAME } from '../virtio/constants.js';
+import { completeChecksum } from './offload.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
@@ -86,7 +87,8 @@ export class Engine {
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
     this.irqPage = cfg.irqPage ? new Int32Array(cfg.irqPage) : null;
-    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + maxFrameBytes(9000)) / 64) * 64);
+    // Room for a GSO frame (VM VIFs with offloads) as well as the largest MTU.
+    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + Math.max(maxFrameBytes(9000), MAX_GSO_FRAME)) / 64) * 64);
     this.staging32 = new Int32Array(this.staging.buffer);
     this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
   }
@@ -265,6 +267,10 @@ export class Engine {
         c[base + VC.tx_to_self] += 1;
         continue;
       }
+      // Partial checksum or GSO (only VM VIFs that negotiated offloads get past headerOk with these).
+      if ((st[0]! & NET_HDR_F_NEEDS_CSUM) !== 0 || st[1] !== 0) {
+        if (this.offloaded(v, len)) continue;
+      }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
       this.sw.fromVif(v, st, st32, f, len);
@@ -276,14 +282,41 @@ export class Engine {
     return done;
   }
 
+  /**
+   * A frame in staging with a partial checksum or GSO: unicast to a VIF on this engine whose driver
+   * takes it as is goes there with its header (returns true); a GSO frame that cannot is dropped,
+   * counted tx_gso_undeliverable (true); otherwise the checksum is completed here and the frame
+   * is switched like any other (false). Promiscuous copies of passed-through frames are not made.
+   */
+  private offloaded(v: EngineVif, len: number): boolean {
+    const st = this.staging;
+    const f = NET_HDR_BYTES;
+    if ((st[f]! & 1) === 0) {
+      const slot = this.sw.fdb.lookup(v.segment, st, f);
+      const dst = slot >= 0 ? this.vifs[slot] : undefined;
+      if (dst !== undefined && dst.dev !== null && dst.dev.takesOffloaded(st[0]!, st[1]!)) {
+        this.c[v.counterBase + VC.tx_frames] += 1;
+        this.c[v.counterBase + VC.tx_bytes] += len;
+        this.deliver(dst, st, this.staging32, f, len, true);
+        return true;
+      }
+    }
+    if (st[1] !== 0) {
+      this.c[v.counterBase + VC.tx_gso_undeliverable] += 1;
+      return true;
+    }
+    completeChecksum(st, len);
+    return false;
+  }
+
   /** Place a frame into a local VIF (counted there on success or drop). */
-  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
+  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number, offloaded = false): void {
     const dev = v.dev;
     if (dev === null || v.state !== VifState.LIVE) {
       this.c[v.counterBase + VC.rx_not_ready] += 1;
       return;
     }
-    const r = dev.toGuest(buf, buf32, off, len);
+    const r = offloaded ? dev.toGuestOffloaded(buf, buf32, off, len) : dev.toGuest(buf, buf32, off, len);
     if (r === RX_VIOLATION) {
       // The frame is lost with the broken queue: count it as every later frame for this VIF will
       // be (rx_not_ready), so frames in = frames out + counted drops holds (ARCHITECTURE.md rule 8).

@@ -12,6 +12,7 @@ import { native } from '../native/index.js';
 export function vmDevice(r: VmRings, mtu: number, linkUp: boolean, counters: Float64Array, counterBase: number): VirtioNetDevice {
   const mem = new VhostGuestMemory(r.regions.map((x) => ({ ...x, uva: 0, mmapOffset: 0 })));
   const dev = new VirtioNetDevice(mem, r.toGuest, r.fromGuest, r.eventIdx, { mtu, linkUp }, counters, counterBase, r.mrgRxbuf);
+  dev.offloads = r.offloads;
   // Resume where the front-end says the driver is (SET_VRING_BASE) and from the used idx the ring holds.
   dev.toGuestQ.resume(r.toGuest.base);
   dev.fromGuestQ.resume(r.fromGuest.base);

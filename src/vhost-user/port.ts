@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync, unlinkSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { HDR_BYTES, MAX_PAYLOAD, type Message } from './protocol.js';
-import { VhostUserSession, SESSION_COUNTERS, type SessionBackend, type SessionCounter, type VmRings } from './session.js';
+import { VhostUserSession, SESSION_COUNTERS, VHOST_DEVICE_FEATURES, VHOST_OFFLOAD_FEATURES, type SessionBackend, type SessionCounter, type VmRings } from './session.js';
 import type { KickRelay } from './kick-relay.js';
 import type { Device, Vif } from '../hypervisor/device.js';
 import { SvnicError } from '../hypervisor/errors.js';
@@ -25,6 +25,8 @@ export interface VhostUserPortOptions {
   /** 'server' (svnic listens; default) or 'client' (svnic connects to QEMU's server=on socket). */
   mode?: 'server' | 'client';
   reconnectMs?: number;
+  /** Offer checksum/TSO offloads (session.ts VHOST_OFFLOAD_FEATURES: only for VMs talking to VMs). */
+  offloads?: boolean;
 }
 
 export type PortCounter = SessionCounter | 'connections' | 'disconnects' | 'refused_connections' | 'truncated_fds' | 'oversize';
@@ -32,6 +34,7 @@ export type PortCounter = SessionCounter | 'connections' | 'disconnects' | 'refu
 export class VhostUserPort extends EventEmitter {
   readonly socket: string;
   readonly mode: 'server' | 'client';
+  readonly offloads: boolean;
   readonly counters = Object.fromEntries([...SESSION_COUNTERS, 'connections', 'disconnects', 'refused_connections', 'truncated_fds', 'oversize'].map((c) => [c, 0])) as Record<PortCounter, number>;
   private listenFd = -1;
   private connFd = -1;
@@ -53,6 +56,7 @@ export class VhostUserPort extends EventEmitter {
     super();
     this.socket = opts.socket;
     this.mode = opts.mode ?? 'server';
+    this.offloads = opts.offloads ?? false;
     const reconnectMs = opts.reconnectMs ?? 200;
     if (this.mode === 'server') {
       if (existsSync(this.socket)) unlinkSync(this.socket);
@@ -99,7 +103,7 @@ export class VhostUserPort extends EventEmitter {
     this.connFd = fd;
     this.counters.connections++;
     this.have = 0;
-    this.session = new VhostUserSession(this.backend());
+    this.session = new VhostUserSession(this.backend(), this.offloads ? [...VHOST_DEVICE_FEATURES, ...VHOST_OFFLOAD_FEATURES] : VHOST_DEVICE_FEATURES);
     this.emit('connected');
   }
 

@@ -17,11 +17,22 @@ import {
   F_PROTOCOL_FEATURES, PF_REPLY_ACK, VRING_NOFD_MASK, VRING_IDX_MASK, MAX_REGIONS, type Message,
 } from './protocol.js';
 import { VhostGuestMemory, regionsValid, PAGE, type MappedRegion, type RegionSpec } from './memory-table.js';
-import { F_EVENT_IDX, F_MAC, F_MRG_RXBUF, F_STATUS, F_VERSION_1, hasFeature, type Features } from '../virtio/constants.js';
+import {
+  F_EVENT_IDX, F_MAC, F_MRG_RXBUF, F_STATUS, F_VERSION_1, F_CSUM, F_GUEST_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_GUEST_TSO4,
+  F_GUEST_TSO6, hasFeature, type Features,
+} from '../virtio/constants.js';
+import type { Offloads } from '../device/virtio-net-device.js';
 import type { QueueAddresses } from '../virtio/device-queue.js';
 
 /** Virtio features this back-end offers (plus F_PROTOCOL_FEATURES). No INDIRECT_DESC, no offloads. */
 export const VHOST_DEVICE_FEATURES = [F_VERSION_1, F_MAC, F_STATUS, F_EVENT_IDX, F_MRG_RXBUF];
+/**
+ * Offered too when the VIF is configured with offloads: checksum and TCP segmentation offload
+ * passed between VM VIFs on one engine that both negotiated them; to anything else a partial
+ * checksum is completed by the engine and a GSO frame is dropped (tx_gso_undeliverable), so only
+ * turn this on for VMs that talk to other offload-capable VMs.
+ */
+export const VHOST_OFFLOAD_FEATURES = [F_CSUM, F_GUEST_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_GUEST_TSO4, F_GUEST_TSO6];
 export const VHOST_PROTOCOL_FEATURES = (1 << PF_REPLY_ACK) >>> 0;
 const NET_RINGS = 2;
 
@@ -33,6 +44,7 @@ export interface VmRings {
   fromGuest: QueueAddresses & { base: number };
   eventIdx: boolean;
   mrgRxbuf: boolean;
+  offloads: Offloads;
   /** Call eventfds of ring 0 and ring 1 (-1: none; then the ring is never signalled). */
   callFds: [number, number];
 }
@@ -324,6 +336,10 @@ export class VhostUserSession {
       regions: mem.regions.map((x) => ({ sab: x.sab, gpa: x.gpa, size: x.size, base: x.base })),
       toGuest: q[0]!, fromGuest: q[1]!,
       eventIdx: hasFeature(this.acked, F_EVENT_IDX), mrgRxbuf: hasFeature(this.acked, F_MRG_RXBUF),
+      offloads: {
+        csum: hasFeature(this.acked, F_CSUM), hostTso4: hasFeature(this.acked, F_HOST_TSO4), hostTso6: hasFeature(this.acked, F_HOST_TSO6),
+        guestCsum: hasFeature(this.acked, F_GUEST_CSUM), guestTso4: hasFeature(this.acked, F_GUEST_TSO4), guestTso6: hasFeature(this.acked, F_GUEST_TSO6),
+      },
       callFds: [this.rings[0]!.call, this.rings[1]!.call],
     };
     try {

@@ -19,7 +19,9 @@ export default async function main(ctx: GuestContext): Promise<void> {
   const nic = await ctx.vif();
   const mac = parseMac(nic.mac)!;
   const ip = String(ctx.args.ip).split('.').map(Number);
-  const counts = { arp: 0, icmp: 0, udp: 0, other: 0 };
+  // udpBadSum: datagrams whose UDP checksum (when present) is wrong: a sender with checksum offload
+  // relies on the device to complete it (device/offload.ts).
+  const counts = { arp: 0, icmp: 0, udp: 0, udpBadSum: 0, other: 0 };
   let running = true;
   void (async () => {
     for (;;) {
@@ -78,6 +80,13 @@ export default async function main(ctx: GuestContext): Promise<void> {
           counts.icmp++;
           replies.push(out.slice(0, 14 + totalLen));
         } else if (f[23] === 17) {
+          const udpLen = (f[l4 + 4]! << 8) | f[l4 + 5]!;
+          if (((f[l4 + 6]! << 8) | f[l4 + 7]!) !== 0) {
+            // RFC 768: sum over the pseudo-header (src, dst, proto, UDP length) and the datagram.
+            let ps = 17 + udpLen;
+            for (let k = 26; k < 34; k += 2) ps += (f[k]! << 8) | f[k + 1]!;
+            if (csum(f, l4, udpLen, ps) !== 0) counts.udpBadSum++;
+          }
           const sp = [f[l4]!, f[l4 + 1]!];
           out[l4] = f[l4 + 2]!;
           out[l4 + 1] = f[l4 + 3]!;

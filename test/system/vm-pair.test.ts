@@ -19,14 +19,14 @@ const LIMIT = { timeout: 180_000 }; // a hang fails the test; not a timing check
 const retry = (c: string) => `for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do ${c} && break; sleep 1; done`;
 
 /** VM i uses client mode when `clientModes` has i: QEMU listens (server=on), svnic connects. */
-async function rig(n: number, clientModes: number[] = []) {
+async function rig(n: number, clientModes: number[] = [], offloads = false) {
   const device = await Device.create({ engines: 1 });
   const relay = new KickRelay();
   const ports: VhostUserPort[] = [];
   for (let i = 1; i <= n; i++) {
     const vif = await device.createVif({ name: `vm${i}`, mac: `52:54:00:05:00:0${i}` });
     const mode = clientModes.includes(i) ? 'client' : 'server';
-    ports.push(new VhostUserPort(device, vif, relay, { socket: join(tmpdir(), `sv5-${process.pid}-${i}.sock`), mode }));
+    ports.push(new VhostUserPort(device, vif, relay, { socket: join(tmpdir(), `sv5-${process.pid}-${i}.sock`), mode, offloads }));
   }
   const vms: Vm[] = [];
   return {
@@ -105,6 +105,27 @@ test('killing a QEMU mid-traffic: its VIF waits for reconnect, the other VMs car
     assert.equal(victim.counters.connections, 2);
     assert.ok(victim.counters.disconnects >= 1);
     assert.equal(r.device.vifs().length, 3);
+  } finally {
+    await r.close();
+  }
+});
+
+test('with offloads, TCP segments pass between two VMs as GSO frames (larger than the MTU)', LIMIT, async (t) => {
+  const image = vmImageOrSkip(t);
+  if (!image) return;
+  const r = await rig(2, [], true);
+  try {
+    const a = r.boot(1, image, 'iperf3 -s -1');
+    const b = r.boot(2, image, `ping -c 2 -w 30 10.5.0.1 && ${retry('iperf3 -c 10.5.0.1 -t 3')}`);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(rb.rc, 0, rb.console);
+    assert.equal(ra.rc, 0, ra.console);
+    assert.ok((iperfReceiverMbits(rb.output)[0] ?? 0) > 0, rb.output);
+    const ca = r.ports[0]!.vif.counters();
+    const cb = r.ports[1]!.vif.counters();
+    // Frames into VM a averaged more than a 1514-byte Ethernet frame: GSO passed through whole.
+    assert.ok(ca.rx_bytes / ca.rx_frames > 1514, JSON.stringify(ca));
+    assert.equal(cb.tx_gso_undeliverable + cb.tx_bad_header + ca.rx_oversize, 0, JSON.stringify(cb));
   } finally {
     await r.close();
   }
