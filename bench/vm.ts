@@ -2,6 +2,7 @@
  * `svnic bench vm`: two real Linux VMs (QEMU/TCG) talking through
  *   svnic          svnic vhost-user VIFs on one device engine (default spin budget, 100 µs)
  *   svnic-nospin   the same with spinUs 0 (the engine sleeps at once when idle)
+ *   svnic-offload  svnic with checksum/TSO offloads negotiated (GSO frames passed VM to VM)
  *   stream         QEMU's own -netdev stream over a unix socket (VM b connects to VM a)
  *   tap-bridge     a TAP device per VM on a Linux bridge, inside a namespace the benchmark
  *                  creates and deletes (QEMU runs in it via `ip netns exec`)
@@ -22,8 +23,8 @@ import { Vm, iperfReceiverMbits, pingRtts, type VmNet } from '../src/vm/qemu.js'
 import { machineInfo } from './sysinfo.js';
 import { table } from '../src/cli/table.js';
 
-export type VmPath = 'svnic' | 'svnic-nospin' | 'stream' | 'tap-bridge';
-export const VM_PATHS: VmPath[] = ['svnic', 'svnic-nospin', 'stream', 'tap-bridge'];
+export type VmPath = 'svnic' | 'svnic-nospin' | 'svnic-offload' | 'stream' | 'tap-bridge';
+export const VM_PATHS: VmPath[] = ['svnic', 'svnic-nospin', 'svnic-offload', 'stream', 'tap-bridge'];
 
 export interface VmBenchOptions {
   rounds?: number;
@@ -52,12 +53,13 @@ async function trial(path: VmPath, image: VmImage, seconds: number, pings: numbe
     let netA: VmNet;
     let netB: VmNet;
     let wrap: string[] | undefined;
-    if (path === 'svnic' || path === 'svnic-nospin') {
-      const device = await Device.create({ engines: 1, spinUs: path === 'svnic' ? 100 : 0 });
+    if (path.startsWith('svnic')) {
+      const offloads = path === 'svnic-offload';
+      const device = await Device.create({ engines: 1, spinUs: path === 'svnic-nospin' ? 0 : 100 });
       const relay = new KickRelay();
       cleanups.push(() => device.stop(), () => relay.stop());
-      const pa = new VhostUserPort(device, await device.createVif({ mac: MAC_A }), relay, { socket: join(tmpdir(), `sv5b-${id}-a.sock`) });
-      const pb = new VhostUserPort(device, await device.createVif({ mac: MAC_B }), relay, { socket: join(tmpdir(), `sv5b-${id}-b.sock`) });
+      const pa = new VhostUserPort(device, await device.createVif({ mac: MAC_A }), relay, { socket: join(tmpdir(), `sv5b-${id}-a.sock`), offloads });
+      const pb = new VhostUserPort(device, await device.createVif({ mac: MAC_B }), relay, { socket: join(tmpdir(), `sv5b-${id}-b.sock`), offloads });
       cleanups.push(() => pb.close(), () => pa.close());
       netA = { kind: 'vhost-user', socket: pa.socket };
       netB = { kind: 'vhost-user', socket: pb.socket };

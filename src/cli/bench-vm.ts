@@ -8,7 +8,7 @@ export function registerBenchVm(bench: Command): void {
     .option('--rounds <n>', 'rounds (each boots fresh VMs for every path; medians over rounds)', Number, 3)
     .option('--seconds <n>', 'iperf3 -t per trial', Number, 5)
     .option('--pings <n>', 'pings per trial (after a warm-up one)', Number, 20)
-    .option('--paths <list>', 'comma-separated subset of svnic,svnic-nospin,stream,tap-bridge')
+    .option('--paths <list>', 'comma-separated subset of svnic,svnic-nospin,svnic-offload,stream,tap-bridge')
     .option('--quick', '1 round, iperf3 -t 3, 10 pings')
     .option('--json <file>', 'write every trial, the machine and the medians as JSON')
     .addHelpText('after', `

@@ -25,7 +25,7 @@ export class VmGuests {
       promiscuous: vc.promiscuous, multicast: vc.multicast, coalesce: vc.coalesce, engine: vc.engine,
     });
     this.relay ??= new KickRelay();
-    const port = new VhostUserPort(device, v, this.relay, { socket: m.socket, mode: m.mode });
+    const port = new VhostUserPort(device, v, this.relay, { socket: m.socket, mode: m.mode, offloads: m.offloads });
     const g: VmGuest = { port, vm: null, result: null, exited: new Promise<void>(() => {}) };
     if (m.boot) {
       const vm = new Vm({

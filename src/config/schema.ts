@@ -305,7 +305,7 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Confi
     } else if (!byName.has(device)) issue(`${vpath}.device`, `no device named "${device}"; devices: ${[...byName.keys()].join(', ')}`);
     const { mac, name: vname, ...rest } = m.vif;
     const vif: VifConfig = { ...rest, name: vname ?? `${m.name}-eth0`, device: device ?? '', mac: mac ?? '', path: vpath };
-    guests.push({ name: m.name, module: '', moduleUrl: '', args: {}, vifs: [vif], path, vm: { socket: m.socket, mode: m.mode, boot: m.boot } });
+    guests.push({ name: m.name, module: '', moduleUrl: '', args: {}, vifs: [vif], path, vm: { socket: m.socket, mode: m.mode, offloads: m.offloads, boot: m.boot } });
   });
   // ---- end of VM guests
   const allVifs = guests.flatMap((g) => g.vifs);

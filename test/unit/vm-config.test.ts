@@ -6,7 +6,7 @@ import { validateConfig, ConfigError } from '../../src/config/schema.js';
 test('a VM guest gets a VIF checked like any other, with defaults', () => {
   const c = validateConfig({ vms: [{ name: 'vm1', socket: '/tmp/x.sock', vif: { mac: '52:54:00:00:00:01' }, boot: { ip: '10.0.0.1/24' } }] });
   const g = c.guests.find((x) => x.name === 'vm1')!;
-  assert.deepEqual(g.vm, { socket: '/tmp/x.sock', mode: 'server', boot: { ip: '10.0.0.1/24', cmd: 'sleep 1000000', memMb: 256 } });
+  assert.deepEqual(g.vm, { socket: '/tmp/x.sock', mode: 'server', offloads: false, boot: { ip: '10.0.0.1/24', cmd: 'sleep 1000000', memMb: 256 } });
   assert.equal(g.vifs[0]!.name, 'vm1-eth0');
   assert.equal(g.vifs[0]!.device, 'dev0');
   assert.equal(g.vifs[0]!.mtu, 1500);
