@@ -14,7 +14,7 @@ test('a run config with two booted VM guests: they ping each other, then the run
     device: { engines: 1 },
     vms: [1, 2].map((i) => ({
       name: `vm${i}`, socket: sock(i), vif: { mac: `52:54:00:05:02:0${i}` },
-      boot: { ip: `10.5.2.${i}/24`, cmd: `ping -c 3 -w 30 10.5.2.${3 - i} && sleep 4` }, // stay up for the other's pings
+      boot: { ip: `10.5.2.${i}/24`, cmd: `i=0; until ping -c 1 -W 1 10.5.2.${3 - i} > /dev/null; do i=$((i+1)); [ $i -ge 60 ] && exit 1; done; ping -c 3 10.5.2.${3 - i} && sleep 4` }, // stay up for the other's pings
     })),
   });
   const running = await applyConfig(config);

@@ -17,6 +17,8 @@ import { until } from '../helpers/until.js';
 
 const LIMIT = { timeout: 180_000 }; // a hang fails the test; not a timing check
 const retry = (c: string) => `for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do ${c} && break; sleep 1; done`;
+/** Until `ip` answers (the peer may still be booting; an unanswered ARP gives up after 3 s), then 3 pings. */
+const pingWhenUp = (ip: string) => `i=0; until ping -c 1 -W 1 ${ip} > /dev/null; do i=$((i+1)); [ $i -ge 60 ] && exit 1; done; ping -c 3 ${ip}`;
 
 /** VM i uses client mode when `clientModes` has i: QEMU listens (server=on), svnic connects. */
 async function rig(n: number, clientModes: number[] = [], offloads = false) {
@@ -53,8 +55,8 @@ test('two VMs ping each other and run iperf3 both ways through svnic (VM a in cl
   if (!image) return;
   const r = await rig(2, [1]);
   try {
-    const a = r.boot(1, image, 'ping -c 3 -w 30 10.5.0.2 && iperf3 -s -1 && iperf3 -s -1');
-    const b = r.boot(2, image, `ping -c 3 -w 30 10.5.0.1 && sleep 1 && ${retry('iperf3 -c 10.5.0.1 -t 3')} && sleep 1 && ${retry('iperf3 -c 10.5.0.1 -t 3 -R')}`);
+    const a = r.boot(1, image, `${pingWhenUp('10.5.0.2')} && iperf3 -s -1 && iperf3 -s -1`);
+    const b = r.boot(2, image, `${pingWhenUp('10.5.0.1')} && sleep 1 && ${retry('iperf3 -c 10.5.0.1 -t 3')} && sleep 1 && ${retry('iperf3 -c 10.5.0.1 -t 3 -R')}`);
     const [ra, rb] = await Promise.all([a.done, b.done]);
     assert.equal(rb.rc, 0, `VM b failed:\n${rb.console}`);
     assert.equal(ra.rc, 0, `VM a failed:\n${ra.console}`);
@@ -82,7 +84,7 @@ test('killing a QEMU mid-traffic: its VIF waits for reconnect, the other VMs car
   const r = await rig(3);
   try {
     const a = r.boot(1, image, 'iperf3 -s -1');
-    const b = r.boot(2, image, `ping -c 2 -w 30 10.5.0.1 && ${retry('iperf3 -c 10.5.0.1 -t 4')}`);
+    const b = r.boot(2, image, `${pingWhenUp('10.5.0.1')} && ${retry('iperf3 -c 10.5.0.1 -t 4')}`);
     const c = r.boot(3, image, 'ping -i 0.05 10.5.0.1');
     const victim = r.ports[2]!;
     // Kill VM c while b's iperf3 runs and c is pinging a.
@@ -98,7 +100,8 @@ test('killing a QEMU mid-traffic: its VIF waits for reconnect, the other VMs car
     // The VIF is still there, waiting: a new QEMU on the same socket gets through (to a fresh VM a).
     await until(() => !r.ports[0]!.connected, 'svnic saw QEMU a power off');
     const a2 = r.boot(1, image, 'sleep 60');
-    const c2 = r.boot(3, image, 'ping -c 2 -w 40 10.5.0.1');
+    await a2.ready();
+    const c2 = r.boot(3, image, pingWhenUp('10.5.0.1'));
     const rc2 = await c2.done;
     a2.kill();
     assert.equal(rc2.rc, 0, `reconnected VM could not ping:\n${rc2.console}`);
@@ -116,7 +119,7 @@ test('with offloads, TCP segments pass between two VMs as GSO frames (larger tha
   const r = await rig(2, [], true);
   try {
     const a = r.boot(1, image, 'iperf3 -s -1');
-    const b = r.boot(2, image, `ping -c 2 -w 30 10.5.0.1 && ${retry('iperf3 -c 10.5.0.1 -t 3')}`);
+    const b = r.boot(2, image, `${pingWhenUp('10.5.0.1')} && ${retry('iperf3 -c 10.5.0.1 -t 3')}`);
     const [ra, rb] = await Promise.all([a.done, b.done]);
     assert.equal(rb.rc, 0, rb.console);
     assert.equal(ra.rc, 0, ra.console);
