@@ -90,7 +90,7 @@ async function trial(path: VmPath, image: VmImage, seconds: number, pings: numbe
       name: 'bench-b', image, mac: MAC_B, ip: '10.5.11.2/24', net: netB, wrap,
       // Wait until a answers (it may still be booting; pings queued behind ARP would count its boot
       // time as RTT), then measure.
-      cmd: `ping -c 1 -w 60 10.5.11.1 > /dev/null && ping -c ${pings + 1} -i 0.2 10.5.11.1 && for i in 1 2 3 4 5 6 7 8 9 10; do iperf3 -c 10.5.11.1 -t ${seconds} && break; sleep 1; done`,
+      cmd: `i=0; until ping -c 1 -W 1 10.5.11.1 > /dev/null; do i=$((i+1)); [ $i -ge 60 ] && exit 1; done; ping -c ${pings + 1} -i 0.2 10.5.11.1 && for i in 1 2 3 4 5 6 7 8 9 10; do iperf3 -c 10.5.11.1 -t ${seconds} && break; sleep 1; done`,
     });
     vms.push(b);
     const limit = setTimeout(() => vms.forEach((v) => v.kill()), (60 + seconds * 3) * 1000);
