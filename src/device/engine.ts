@@ -12,7 +12,7 @@ import { W, ring as ringDoorbell, drainRung, summaryMaskFor } from '../layout/do
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
 import { NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, MAX_GSO_FRAME } from '../virtio/constants.js';
-import { completeChecksum } from './offload.js';
+import { routeOffloaded } from './offload.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
@@ -269,7 +269,7 @@ export class Engine {
       }
       // Partial checksum or GSO (only VM VIFs that negotiated offloads get past headerOk with these).
       if ((st[0]! & NET_HDR_F_NEEDS_CSUM) !== 0 || st[1] !== 0) {
-        if (this.offloaded(v, len)) continue;
+        if (routeOffloaded(this, v, st, st32, len)) continue;
       }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
@@ -280,33 +280,6 @@ export class Engine {
       this.markDirty(v);
     }
     return done;
-  }
-
-  /**
-   * A frame in staging with a partial checksum or GSO: unicast to a VIF on this engine whose driver
-   * takes it as is goes there with its header (returns true); a GSO frame that cannot is dropped,
-   * counted tx_gso_undeliverable (true); otherwise the checksum is completed here and the frame
-   * is switched like any other (false). Promiscuous copies of passed-through frames are not made.
-   */
-  private offloaded(v: EngineVif, len: number): boolean {
-    const st = this.staging;
-    const f = NET_HDR_BYTES;
-    if ((st[f]! & 1) === 0) {
-      const slot = this.sw.fdb.lookup(v.segment, st, f);
-      const dst = slot >= 0 ? this.vifs[slot] : undefined;
-      if (dst !== undefined && dst.dev !== null && dst.dev.takesOffloaded(st[0]!, st[1]!)) {
-        this.c[v.counterBase + VC.tx_frames] += 1;
-        this.c[v.counterBase + VC.tx_bytes] += len;
-        this.deliver(dst, st, this.staging32, f, len, true);
-        return true;
-      }
-    }
-    if (st[1] !== 0) {
-      this.c[v.counterBase + VC.tx_gso_undeliverable] += 1;
-      return true;
-    }
-    completeChecksum(st, len);
-    return false;
   }
 
   /** Place a frame into a local VIF (counted there on success or drop). */

@@ -8,6 +8,36 @@
  * (A UDP sum that comes out 0 is stored as 0; RFC 768 would send 0xffff. Rare, harmless over IPv4.)
  */
 import { NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM } from '../virtio/constants.js';
+import { VC } from '../layout/counters.js';
+import type { Engine } from './engine.js';
+import type { EngineVif } from './engine-vif.js';
+
+/**
+ * A frame from VIF `v` in the engine's staging buffer (`st`: header at 0, frame at 12) with a
+ * partial checksum or GSO. Unicast to a VIF on this engine whose driver takes it as is: delivered
+ * there with its header (returns true). A GSO frame that cannot be: dropped, counted
+ * tx_gso_undeliverable (true). Otherwise the checksum is completed here and the caller switches
+ * the frame like any other (false). Promiscuous copies of passed-through frames are not made.
+ */
+export function routeOffloaded(eng: Engine, v: EngineVif, st: Uint8Array, st32: Int32Array, len: number): boolean {
+  const f = NET_HDR_BYTES;
+  if ((st[f]! & 1) === 0) {
+    const slot = eng.sw.fdb.lookup(v.segment, st, f);
+    const dst = slot >= 0 ? eng.vifs[slot] : undefined;
+    if (dst !== undefined && dst.dev !== null && dst.dev.takesOffloaded(st[0]!, st[1]!)) {
+      eng.c[v.counterBase + VC.tx_frames] += 1;
+      eng.c[v.counterBase + VC.tx_bytes] += len;
+      eng.deliver(dst, st, st32, f, len, true);
+      return true;
+    }
+  }
+  if (st[1] !== 0) {
+    eng.c[v.counterBase + VC.tx_gso_undeliverable] += 1;
+    return true;
+  }
+  completeChecksum(st, len);
+  return false;
+}
 
 /** b: virtio header at 0, frame at NET_HDR_BYTES, `len` frame bytes. Clears NEEDS_CSUM. */
 export function completeChecksum(b: Uint8Array, len: number): void {
