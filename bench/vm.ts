@@ -12,7 +12,7 @@
  * Under TCG the guests' emulated CPUs are the bottleneck; see docs/vm.md.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '../src/hypervisor/device.js';
@@ -85,7 +85,11 @@ async function trial(path: VmPath, image: VmImage, seconds: number, pings: numbe
     }
     const a = new Vm({ name: 'bench-a', image, mac: MAC_A, ip: '10.5.11.1/24', cmd: 'iperf3 -s -1', net: netA, wrap });
     vms.push(a);
-    if (path === 'stream') await new Promise((r) => setTimeout(r, 300)); // a's QEMU listens first
+    if (path === 'stream') { // a's QEMU must be listening before b connects (no reconnect in QEMU 7.2's stream)
+      const sock = (netA as { socket: string }).socket;
+      for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const b = new Vm({
       name: 'bench-b', image, mac: MAC_B, ip: '10.5.11.2/24', net: netB, wrap,
       // Wait until a answers (it may still be booting; pings queued behind ARP would count its boot
