@@ -4,6 +4,11 @@ import { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerBench } from './bench.js';
+import { registerDaemon } from './daemon.js';
+import { registerVif } from './vif.js';
+import { registerStats } from './stats.js';
+import { registerTop } from './top.js';
+import { registerConfig } from './config-cmd.js';
 import { registerVm } from './vm.js';
 
 const program = new Command();
@@ -14,5 +19,10 @@ program
 registerDemo(program);
 registerRun(program);
 registerBench(program);
+registerDaemon(program);
+registerVif(program);
+registerStats(program);
+registerTop(program);
+registerConfig(program);
 registerVm(program);
 await program.parseAsync(process.argv);
