@@ -9,7 +9,7 @@
  *     - name: vm1
  *       socket: /tmp/vm1.sock          # svnic listens; QEMU connects (its default)
  *       mode: server                   # or client: QEMU listens (chardev server=on), svnic reconnects
- *       offloads: false                # true: offer checksum/TSO (VM-to-VM only; docs/vm.md)
+ *       offloads: false                # true: offer checksum/TSO (docs/vm.md)
  *       vif: { mac: 52:54:00:00:00:01 }
  *       boot: { ip: 10.0.0.1/24, cmd: "ping -c 3 10.0.0.2", memMb: 256 }
  */
@@ -28,7 +28,7 @@ export function vmSchema<V extends z.ZodType>(vifSchema: V, name: () => z.ZodStr
     name: name(),
     socket: z.string().min(1),
     mode: z.enum(['server', 'client']).default('server'),
-    /** Offer checksum/TSO offloads (for VMs that talk to other offload-capable VMs; docs/vm.md). */
+    /** Offer checksum/TSO offloads (docs/vm.md: TCP/IPv6 GSO to non-offload destinations is dropped). */
     offloads: z.boolean().default(false),
     vif: vifSchema,
     boot: vmBootSchema.optional(),

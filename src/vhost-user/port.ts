@@ -25,7 +25,7 @@ export interface VhostUserPortOptions {
   /** 'server' (svnic listens; default) or 'client' (svnic connects to QEMU's server=on socket). */
   mode?: 'server' | 'client';
   reconnectMs?: number;
-  /** Offer checksum/TSO offloads (session.ts VHOST_OFFLOAD_FEATURES: only for VMs talking to VMs). */
+  /** Offer checksum/TSO offloads (session.ts VHOST_OFFLOAD_FEATURES). */
   offloads?: boolean;
 }
 

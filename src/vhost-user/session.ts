@@ -27,10 +27,11 @@ import type { QueueAddresses } from '../virtio/device-queue.js';
 /** Virtio features this back-end offers (plus F_PROTOCOL_FEATURES). No INDIRECT_DESC, no offloads. */
 export const VHOST_DEVICE_FEATURES = [F_VERSION_1, F_MAC, F_STATUS, F_EVENT_IDX, F_MRG_RXBUF];
 /**
- * Offered too when the VIF is configured with offloads: checksum and TCP segmentation offload
- * passed between VM VIFs on one engine that both negotiated them; to anything else a partial
- * checksum is completed by the engine and a GSO frame is dropped (tx_gso_undeliverable), so only
- * turn this on for VMs that talk to other offload-capable VMs.
+ * Offered too when the VIF is configured with offloads: checksum and TCP segmentation offload,
+ * passed as is between VM VIFs on one engine that both negotiated them. To anything else the
+ * engine completes a partial checksum and segments a TCP/IPv4 GSO frame in software
+ * (device/offload.ts, device/tso.ts); a TCP/IPv6 GSO frame that cannot go whole is dropped,
+ * counted tx_gso_undeliverable.
  */
 export const VHOST_OFFLOAD_FEATURES = [F_CSUM, F_GUEST_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_GUEST_TSO4, F_GUEST_TSO6];
 export const VHOST_PROTOCOL_FEATURES = (1 << PF_REPLY_ACK) >>> 0;

@@ -21,14 +21,16 @@ const retry = (c: string) => `for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do $
 const pingWhenUp = (ip: string) => `i=0; until ping -c 1 -W 1 ${ip} > /dev/null; do i=$((i+1)); [ $i -ge 60 ] && exit 1; done; ping -c 3 ${ip}`;
 
 /** VM i uses client mode when `clientModes` has i: QEMU listens (server=on), svnic connects. */
-async function rig(n: number, clientModes: number[] = [], offloads = false) {
+/** `offloads`: true for all VMs, or the VM numbers (1-based) that offer checksum/TSO. */
+async function rig(n: number, clientModes: number[] = [], offloads: boolean | number[] = false) {
   const device = await Device.create({ engines: 1 });
   const relay = new KickRelay();
   const ports: VhostUserPort[] = [];
   for (let i = 1; i <= n; i++) {
     const vif = await device.createVif({ name: `vm${i}`, mac: `52:54:00:05:00:0${i}` });
     const mode = clientModes.includes(i) ? 'client' : 'server';
-    ports.push(new VhostUserPort(device, vif, relay, { socket: join(tmpdir(), `sv5-${process.pid}-${i}.sock`), mode, offloads }));
+    ports.push(new VhostUserPort(device, vif, relay, { socket: join(tmpdir(), `sv5-${process.pid}-${i}.sock`), mode,
+      offloads: offloads === true || (Array.isArray(offloads) && offloads.includes(i)) }));
   }
   const vms: Vm[] = [];
   return {
@@ -129,6 +131,29 @@ test('with offloads, TCP segments pass between two VMs as GSO frames (larger tha
     // Frames into VM a averaged more than a 1514-byte Ethernet frame: GSO passed through whole.
     assert.ok(ca.rx_bytes / ca.rx_frames > 1514, JSON.stringify(ca));
     assert.equal(cb.tx_gso_undeliverable + cb.tx_bad_header + ca.rx_oversize, 0, JSON.stringify(cb));
+  } finally {
+    await r.close();
+  }
+});
+
+test('a VM with offloads sends TCP to a VM without: the engine segments the GSO frames in software', LIMIT, async (t) => {
+  const image = vmImageOrSkip(t);
+  if (!image) return;
+  const r = await rig(2, [], [2]); // only VM b (the iperf3 client) offers TSO
+  try {
+    const a = r.boot(1, image, 'iperf3 -s -1');
+    const b = r.boot(2, image, `${pingWhenUp('10.5.0.1')} && ${retry('iperf3 -c 10.5.0.1 -t 3')}`);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(rb.rc, 0, rb.console);
+    assert.equal(ra.rc, 0, ra.console);
+    assert.ok((iperfReceiverMbits(rb.output)[0] ?? 0) > 0, rb.output);
+    const ca = r.ports[0]!.vif.counters();
+    const cb = r.ports[1]!.vif.counters();
+    // b sent GSO frames, the engine cut them, a received only MTU-sized frames, nothing refused.
+    assert.ok(cb.tx_gso_segmented_frames > 0, JSON.stringify(cb));
+    assert.ok(ca.rx_bytes / ca.rx_frames <= 1514, JSON.stringify(ca));
+    assert.equal(cb.tx_gso_undeliverable + cb.tx_bad_header + ca.rx_oversize, 0, JSON.stringify(cb));
+    assert.ok(ca.rx_frames > 1000, JSON.stringify(ca));
   } finally {
     await r.close();
   }
