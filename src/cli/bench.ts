@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { registerBenchPaper } from './bench-paper.js';
+import { registerBenchVm } from './bench-vm.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -94,4 +95,5 @@ and about 1 µs when they do not ("f", far). A full run takes about 5 minutes, -
         pings: opts.pings ?? (opts.quick ? 100 : undefined), json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' '),
       });
     });
+  registerBenchVm(bench);
 }

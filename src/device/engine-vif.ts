@@ -89,6 +89,11 @@ export class EngineVif {
   violationReason = '';
   /** NEEDS_RESET entered and not yet reported to the control plane / the guest. */
   needsReport = false;
+  // ---- VM VIFs (vhost-user, issue 5): status comes from the vhost-user session, not the header.
+  /** Served for a VM: its device is built by Engine.vmStart, interrupts go to these call eventfds. */
+  vmCallFds: [number, number] | null = null;
+  /** Rings whose interrupt is wanted (bit 0 toGuest/ring 0, bit 1 fromGuest/ring 1). */
+  irqQueues = 0;
 
   constructor(spec: VifSpec) {
     this.slot = spec.slot;
@@ -173,6 +178,7 @@ export class EngineVif {
    * accepted features the device did not offer or left out VERSION_1 (virtio 1.2, 6.1).
    */
   syncStatus(counters: Float64Array): boolean {
+    if (this.vmCallFds !== null) return this.dev !== null && this.state === VifState.LIVE;
     const status = Atomics.load(this.header, i32(H.STATUS));
     if (status === 0) {
       // Driver reset (virtio 1.2, 2.4): forget queues; a NEEDS_RESET VIF becomes usable again.

@@ -11,13 +11,16 @@
 import { W, ring as ringDoorbell, drainRung, summaryMaskFor, wake } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
-import { NET_HDR_BYTES } from '../virtio/constants.js';
+import { NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, MAX_GSO_FRAME } from '../virtio/constants.js';
+import { routeOffloaded } from './offload.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION, RX_OK } from './virtio-net-device.js';
 import { Switch } from './switch.js';
 import { rotateLeft } from './rotate.js';
 import { CaptureTap, DIR_IN, DIR_OUT } from '../capture/capture-ring.js';
+import { vmDevice, vmSignal } from '../vhost-user/engine-vm.js';
+import type { VmRings } from '../vhost-user/session.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
 
@@ -105,7 +108,8 @@ export class Engine {
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
     this.irqPage = cfg.irqPage ? new Int32Array(cfg.irqPage) : null;
-    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + maxFrameBytes(9000)) / 64) * 64);
+    // Room for a GSO frame (VM VIFs with offloads) as well as the largest MTU.
+    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + Math.max(maxFrameBytes(9000), MAX_GSO_FRAME)) / 64) * 64);
     this.staging32 = new Int32Array(this.staging.buffer);
     this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
   }
@@ -156,6 +160,39 @@ export class Engine {
     v.publishConfig();
     this.sw.rebuildSegments();
     if (v.dev) this.raiseIrq(v); // configuration change notification (virtio 1.2, 2.2)
+  }
+
+  /** VM VIF (vhost-user): serve the VM's rings in its mapped RAM (the session checked addresses). */
+  vmStart(slot: number, r: VmRings): void {
+    const v = this.vifs[slot];
+    if (!v) throw new RangeError(`no VIF in slot ${slot}`);
+    this.vmStop(slot);
+    v.vmCallFds = r.callFds;
+    v.dev = vmDevice(r, v.mtu, v.linkUp, this.c, v.counterBase); // throws RangeError if rings are outside memory
+    v.state = VifState.LIVE;
+    v.batchFrames = 0;
+    v.heldFrames = 0;
+    v.irqHeld = false;
+    this.kicked(v);
+  }
+
+  /** VM VIF: stop using its rings; returns last_avail of ring 0 (toGuest) and ring 1 (fromGuest). */
+  vmStop(slot: number): [number, number] {
+    const v = this.vifs[slot];
+    if (!v) return [-1, -1];
+    // The session closes the call fds after this returns: never write to them again.
+    if (v.vmCallFds !== null) v.vmCallFds = [-1, -1];
+    v.irqHeld = false;
+    v.irqQueues = 0;
+    const dev = v.dev;
+    if (dev === null) return [-1, -1];
+    dev.fromGuestQ.publishUsed();
+    dev.toGuestQ.publishUsed();
+    v.dev = null;
+    if (v.state === VifState.LIVE) v.state = VifState.WAITING;
+    this.active = this.active.filter((x) => x !== v);
+    v.active = false;
+    return [dev.toGuestQ.lastAvail, dev.fromGuestQ.lastAvail];
   }
 
   setFdb(entries: MacEntry[], slotEngine: number[]): void {
@@ -276,6 +313,10 @@ export class Engine {
         c[base + VC.tx_to_self] += 1;
         continue;
       }
+      // Partial checksum or GSO (only VM VIFs that negotiated offloads get past headerOk with these).
+      if ((st[0]! & NET_HDR_F_NEEDS_CSUM) !== 0 || st[1] !== 0) {
+        if (routeOffloaded(this, v, st, st32, len)) continue;
+      }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
       this.sw.fromVif(v, st, st32, f, len);
@@ -288,13 +329,13 @@ export class Engine {
   }
 
   /** Place a frame into a local VIF (counted there on success or drop). */
-  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
+  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number, offloaded = false): void {
     const dev = v.dev;
     if (dev === null || v.state !== VifState.LIVE) {
       this.c[v.counterBase + VC.rx_not_ready] += 1;
       return;
     }
-    const r = dev.toGuest(buf, buf32, off, len);
+    const r = offloaded ? dev.toGuestOffloaded(buf, buf32, off, len) : dev.toGuest(buf, buf32, off, len);
     if (r === RX_VIOLATION) {
       // The frame is lost with the broken queue: count it as every later frame for this VIF will
       // be (rx_not_ready), so frames in = frames out + counted drops holds (ARCHITECTURE.md rule 8).
@@ -336,7 +377,10 @@ export class Engine {
       dev.fromGuestQ.publishUsed();
       dev.toGuestQ.publishUsed();
       const want = dev.toGuestQ.wantsInterrupt();
-      if ((dev.fromGuestQ.wantsInterrupt() || want) && !v.irqHeld) {
+      const wantFrom = dev.fromGuestQ.wantsInterrupt();
+      if (want) v.irqQueues |= 1;
+      if (wantFrom) v.irqQueues |= 2;
+      if ((wantFrom || want) && !v.irqHeld) {
         v.irqHeld = true;
         v.irqSince = now;
         v.heldFrames = 0;
@@ -375,7 +419,10 @@ export class Engine {
     v.irqHeld = false;
     v.heldFrames = 0;
     this.c[v.counterBase + VC.irq_raised] += 1;
-    if (this.irqPage !== null) {
+    if (v.vmCallFds !== null) {
+      vmSignal(v.vmCallFds, v.irqQueues); // VM: its call eventfds (vhost-user)
+      v.irqQueues = 0;
+    } else if (this.irqPage !== null) {
       ringDoorbell(this.irqPage, v.slot); // hypervisor mode: pending bit + master notification
     } else {
       Atomics.add(v.header, i32(H.IRQ), 1);

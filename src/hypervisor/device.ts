@@ -163,6 +163,11 @@ export class Device extends EventEmitter {
     return this.engines.length;
   }
 
+  /** Send a command to the engine serving `v` (VM VIFs: vhost-user start/stop). */
+  engineCall<T>(v: Vif, cmd: Parameters<EngineHandle['call']>[0]): Promise<T> {
+    return this.engines[v.engine]!.call<T>(cmd);
+  }
+
   engineDoorbell(i: number): SharedArrayBuffer {
     return this.engines[i]!.doorbell;
   }

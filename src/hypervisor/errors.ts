@@ -22,7 +22,11 @@ export type ErrorCode =
   | 'ENGINE_FAILED'
   | 'DRIVER_DOMAIN_FAILED'
   | 'CONFIG_INVALID'
-  | 'NATIVE_MISSING';
+  | 'NATIVE_MISSING'
+  // vhost-user and VM guests (issue 5)
+  | 'VM_IMAGE'
+  | 'VM_FAILED'
+  | 'VHOST_USER';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;
