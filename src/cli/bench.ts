@@ -4,6 +4,8 @@
  * only when a benchmark runs.
  */
 import type { Command } from 'commander';
+import { registerBenchPaper } from './bench-paper.js';
+import { registerBenchVm } from './bench-vm.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -75,6 +77,8 @@ and about 1 µs when they do not ("f", far). A full run takes about 5 minutes, -
       if (result.rows.some((r) => r.errors.length > 0)) process.exitCode = 1;
     });
 
+  registerBenchPaper(bench);
+
   // issue 4: uplinks to real networks (bench/uplink.ts)
   bench
     .command('uplink')
@@ -91,4 +95,5 @@ and about 1 µs when they do not ("f", far). A full run takes about 5 minutes, -
         pings: opts.pings ?? (opts.quick ? 100 : undefined), json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' '),
       });
     });
+  registerBenchVm(bench);
 }

@@ -10,6 +10,7 @@ import { registerStats } from './stats.js';
 import { registerTop } from './top.js';
 import { registerConfig } from './config-cmd.js';
 import { registerCapture } from './capture.js';
+import { registerVm } from './vm.js';
 
 const program = new Command();
 program
@@ -25,4 +26,5 @@ registerStats(program);
 registerTop(program);
 registerConfig(program);
 registerCapture(program);
+registerVm(program);
 await program.parseAsync(process.argv);

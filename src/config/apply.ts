@@ -18,6 +18,7 @@ import { captureVif } from '../capture/vif-capture.js';
 import { NullUplink, type Uplink } from '../uplink/uplink.js';
 import { VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS, type VifCounter, type EngineCounter } from '../layout/counters.js';
 import type { Config, UplinkConfig, VifConfig } from './schema.js';
+import { VmGuests } from './apply-vms.js';
 
 export interface ApplyOptions {
   /** Use this hypervisor instead of a new one (stop() then stops all of it). */
@@ -124,6 +125,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
   const vifConfigs = new Map<string, VifConfig>();
   const stoppedByUs = new Set<string>();
   let stopping: Promise<RunSnapshot> | null = null;
+  const vmGuests = new VmGuests(); // `vms:` (issue 5)
 
   const snapshot = (): RunSnapshot => ({
     devices: config.devices.filter((d) => devices.has(d.name)).map((dc): DeviceSnapshot => {
@@ -137,6 +139,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
       };
     }),
     guests: config.guests.map((gc): GuestSnapshot => {
+      if (gc.vm) return { name: gc.name, reports: 0, ...vmGuests.snapshot(gc.name) };
       const g = guests.get(gc.name);
       if (!g) return { name: gc.name, state: 'starting', reports: 0 };
       const state: GuestState = g.result !== undefined ? 'done' : g.error !== null ? 'failed'
@@ -165,6 +168,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
       for (const g of guests.values()) if (g.running) stoppedByUs.add(g.id);
       // Guests first (their VIFs are reclaimed), then the uplinks' own threads, then the engines.
       await Promise.all([...hv.guests.values()].map((g) => g.terminate()));
+      await vmGuests.stop().catch(() => {});
       await Promise.all([...uplinks.values()].map((u) => u.stop().catch(() => {})));
       await hv.stop();
       return snapshot();
@@ -192,7 +196,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
       }
     }
     // Guests start in parallel (each loads its module in its own worker).
-    const started = await Promise.allSettled(config.guests.map(async (gc) => {
+    const started = await Promise.allSettled(config.guests.filter((gc) => !gc.vm).map(async (gc) => {
       try {
         await hv.startGuest({ name: gc.name, module: gc.moduleUrl, args: gc.args });
       } catch (e) {
@@ -206,6 +210,16 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     for (const gc of config.guests) {
+      if (gc.vm) {
+        const vc = gc.vifs[0]!;
+        try {
+          vifs.set(vc.name, await vmGuests.add(gc, devices.get(vc.device)!, vc));
+          vifConfigs.set(vc.name, vc);
+        } catch (e) {
+          throw at(gc.path, e);
+        }
+        continue;
+      }
       const g = guests.get(gc.name)!;
       for (const vc of gc.vifs) {
         try {
@@ -237,7 +251,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
 
   const guestsExited = config.guests.length === 0
     ? new Promise<void>(() => {})
-    : Promise.all([...guests.values()].map((g) => g.exited)).then(() => {});
+    : Promise.all([...[...guests.values()].map((g) => g.exited), ...config.guests.filter((gc) => gc.vm).map((gc) => vmGuests.exited(gc.name))]).then(() => {});
 
   return { config, hypervisor: hv, devices, guests, vifs, uplinks, guestsExited, counters: snapshot, stop };
 }

@@ -15,6 +15,7 @@
 import { z } from 'zod';
 import { ConfigError, errorMap, shapeIssues, type ConfigIssue } from './issues.js';
 import { tapUplinkSchema, vxlanUplinkSchema, type TapUplinkConfig, type VxlanUplinkConfig } from './net-uplinks.js';
+import { vmSchema, type VmGuestConfig } from './vm-schema.js';
 
 export { ConfigError, formatIssue, joinPath, type ConfigIssue } from './issues.js';
 
@@ -150,6 +151,8 @@ export const configSchema = z.strictObject({
   device: deviceSchema.optional(),
   devices: z.array(deviceSchema).min(1).max(LIMITS.maxDevices).optional(),
   guests: z.array(guestSchema).default([]),
+  /** VM guests over vhost-user (issue 5; vm-schema.ts). */
+  vms: z.array(vmSchema(vifSchema, name)).default([]),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -200,6 +203,8 @@ export interface GuestConfig {
   args: Record<string, unknown>;
   vifs: VifConfig[];
   path: string;
+  /** Set for a VM guest (`vms:` in the file): no module; its one VIF is served over vhost-user. */
+  vm?: VmGuestConfig;
 }
 
 export interface Config {
@@ -295,6 +300,23 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Confi
     });
     guests.push({ name: g.name, module: g.module, moduleUrl, args: g.args, vifs, path });
   });
+  // ---- VM guests (issue 5): a guest entry with `vm` set and its one VIF, checked like the others.
+  raw.vms.forEach((m, mi) => {
+    const path = `vms.${mi}`;
+    const prev = guestAt.get(m.name);
+    if (prev) issue(`${path}.name`, `duplicate guest name "${m.name}" (${prev}.name has it too)`);
+    else guestAt.set(m.name, path);
+    const vpath = `${path}.vif`;
+    let device = m.vif.device;
+    if (device === undefined) {
+      if (devices.length === 1) device = devices[0]!.name;
+      else issue(`${vpath}.device`, `required when there is more than one device (${[...byName.keys()].join(', ')})`);
+    } else if (!byName.has(device)) issue(`${vpath}.device`, `no device named "${device}"; devices: ${[...byName.keys()].join(', ')}`);
+    const { mac, name: vname, ...rest } = m.vif;
+    const vif: VifConfig = { ...rest, name: vname ?? `${m.name}-eth0`, device: device ?? '', mac: mac ?? '', path: vpath };
+    guests.push({ name: m.name, module: '', moduleUrl: '', args: {}, vifs: [vif], path, vm: { socket: m.socket, mode: m.mode, offloads: m.offloads, boot: m.boot } });
+  });
+  // ---- end of VM guests
   const allVifs = guests.flatMap((g) => g.vifs);
 
   // VIF names: unique across the whole file (so counters can be keyed by VIF name)

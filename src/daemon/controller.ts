@@ -104,7 +104,10 @@ export class Controller {
     const pinned = pinDocument(doc, this.macs);
     if (!isObj(pinned)) throw new ConfigError([{ path: '', message: 'the config must be a mapping with `device` or `devices` and `guests`; see docs/config.md' }]);
     try {
-      return { pinned, config: validateConfig(pinned, { resolveModule: (m) => resolveModule(m, this.baseDir) }) };
+      const config = validateConfig(pinned, { resolveModule: (m) => resolveModule(m, this.baseDir) });
+      // VM guests (vms:, issue 5) are started by `svnic run` only; the daemon's plan knows worker guests.
+      if (config.guests.some((g) => g.vm)) throw new ConfigError([{ path: 'vms', message: 'VM guests are not supported by the daemon yet; run them with `svnic run` (docs/vm.md)' }]);
+      return { pinned, config };
     } catch (e) {
       if (!(e instanceof ConfigError) || !lineOf) throw e;
       throw new ConfigError(e.issues.map((i): ConfigIssue => {

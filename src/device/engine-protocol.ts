@@ -17,6 +17,8 @@ export type EngineCommand = { reqId: number } & (
   | { op: 'fwd'; out: (RingEnd | null)[]; in: SharedArrayBuffer[] }
   | { op: 'uplink'; toUplink: RingEnd | null; fromUplink: SharedArrayBuffer[]; reflect: boolean }
   | { op: 'capture'; ring: import('../capture/capture-ring.js').CaptureRingSpec; slots: SharedArrayBuffer }
+  | { op: 'vm-start'; slot: number; rings: import('../vhost-user/session.js').VmRings }
+  | { op: 'vm-stop'; slot: number }
   | { op: 'sync' }
   | { op: 'stop' }
 );

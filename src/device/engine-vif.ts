@@ -33,6 +33,16 @@ export interface VifSpec {
   multicast: string[];
   coalesce: Coalesce;
   deviceFeatures: Features;
+  /**
+   * Anti-spoofing (default true). False only for a VIF the control plane trusts to send other
+   * MACs: a driver domain's bridge port (SR-IOV `spoofchk off`, src/baseline/).
+   */
+  spoofCheck?: boolean;
+  /**
+   * A wake page (layout/doorbell.ts) to wake as well whenever this VIF's interrupt is raised: lets
+   * a driver domain sleep on one word for its guests' kicks and its NIC's interrupts.
+   */
+  interruptWake?: SharedArrayBuffer;
 }
 
 export const enum VifState {
@@ -60,6 +70,9 @@ export class EngineVif {
   mcast: Int32Array;
   coalesce: Coalesce;
   readonly deviceFeatures: Features;
+  readonly spoofCheck: boolean;
+  /** Wake page also woken on this VIF's interrupts (VifSpec.interruptWake), or null. */
+  readonly irqWake: Int32Array | null;
   /** In the engine's active list (has or may have guest TX work). */
   active = false;
   /** Touched this loop iteration: used rings need publishing and interrupts deciding. */
@@ -76,6 +89,11 @@ export class EngineVif {
   violationReason = '';
   /** NEEDS_RESET entered and not yet reported to the control plane / the guest. */
   needsReport = false;
+  // ---- VM VIFs (vhost-user, issue 5): status comes from the vhost-user session, not the header.
+  /** Served for a VM: its device is built by Engine.vmStart, interrupts go to these call eventfds. */
+  vmCallFds: [number, number] | null = null;
+  /** Rings whose interrupt is wanted (bit 0 toGuest/ring 0, bit 1 fromGuest/ring 1). */
+  irqQueues = 0;
 
   constructor(spec: VifSpec) {
     this.slot = spec.slot;
@@ -84,6 +102,8 @@ export class EngineVif {
     this.header = new Int32Array(spec.sab, 0, 1024);
     this.counterBase = vifRowOffset(spec.slot);
     this.deviceFeatures = spec.deviceFeatures;
+    this.spoofCheck = spec.spoofCheck ?? true;
+    this.irqWake = spec.interruptWake ? new Int32Array(spec.interruptWake) : null;
     this.mac = new Uint8Array(6);
     this.macHi = 0;
     this.macLo = 0;
@@ -158,6 +178,7 @@ export class EngineVif {
    * accepted features the device did not offer or left out VERSION_1 (virtio 1.2, 6.1).
    */
   syncStatus(counters: Float64Array): boolean {
+    if (this.vmCallFds !== null) return this.dev !== null && this.state === VifState.LIVE;
     const status = Atomics.load(this.header, i32(H.STATUS));
     if (status === 0) {
       // Driver reset (virtio 1.2, 2.4): forget queues; a NEEDS_RESET VIF becomes usable again.

@@ -40,6 +40,11 @@ function handle(cmd: EngineCommand): unknown {
       engine.capture = new CaptureTap(cmd.ring);
       engine.capSlots = new Uint8Array(cmd.slots);
       return null;
+    case 'vm-start':
+      engine.vmStart(cmd.slot, cmd.rings);
+      return null;
+    case 'vm-stop':
+      return engine.vmStop(cmd.slot);
     case 'sync':
       return null;
     case 'stop':

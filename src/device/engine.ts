@@ -8,17 +8,30 @@
  * No locks: every ring has one producer and one consumer (ARCHITECTURE.md rule 1). Each iteration
  * does bounded work per source (rule 2) and publishes indices once per batch.
  */
-import { W, ring as ringDoorbell, drainRung, summaryMaskFor } from '../layout/doorbell.js';
+import { W, ring as ringDoorbell, drainRung, summaryMaskFor, wake } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
-import { NET_HDR_BYTES } from '../virtio/constants.js';
+import { NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, MAX_GSO_FRAME } from '../virtio/constants.js';
+import { routeOffloaded } from './offload.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION, RX_OK } from './virtio-net-device.js';
 import { Switch } from './switch.js';
+import { rotateLeft } from './rotate.js';
 import { CaptureTap, DIR_IN, DIR_OUT } from '../capture/capture-ring.js';
+import { vmDevice, vmSignal } from '../vhost-user/engine-vm.js';
+import type { VmRings } from '../vhost-user/session.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
+
+/** How long an engine whose guests wait only for uplink room sleeps before looking again (ms). */
+export const UPLINK_NAP_MS = 0.05;
+/**
+ * Backpressure has a limit: an uplink ring that stays full this long (ms) is treated as stalled
+ * (its consumer died or hangs), and the engine takes guest frames again, dropping those for the
+ * uplink (uplink_tx_full), so that VIF-to-VIF traffic on the engine is not held up behind it.
+ */
+export const UPLINK_STALL_MS = 50;
 
 export interface EngineConfig {
   index: number;
@@ -72,6 +85,10 @@ export class Engine {
   private readonly irqPage: Int32Array | null;
   private idleSince = -1;
   private stopped = false;
+  /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
+  private uplinkBlocked = false;
+  /** Engine clock when the uplink ring was first seen without room for a batch (-1: it has room). */
+  private uplinkFullSince = -1;
   /** Called when the control word is set; the worker drains its MessagePort here. */
   /**
    * VIF capture (issue 4, capture/vif-capture.ts): frames of VIFs whose byte in `capSlots` is set
@@ -91,7 +108,8 @@ export class Engine {
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
     this.irqPage = cfg.irqPage ? new Int32Array(cfg.irqPage) : null;
-    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + maxFrameBytes(9000)) / 64) * 64);
+    // Room for a GSO frame (VM VIFs with offloads) as well as the largest MTU.
+    this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + Math.max(maxFrameBytes(9000), MAX_GSO_FRAME)) / 64) * 64);
     this.staging32 = new Int32Array(this.staging.buffer);
     this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
   }
@@ -144,6 +162,39 @@ export class Engine {
     if (v.dev) this.raiseIrq(v); // configuration change notification (virtio 1.2, 2.2)
   }
 
+  /** VM VIF (vhost-user): serve the VM's rings in its mapped RAM (the session checked addresses). */
+  vmStart(slot: number, r: VmRings): void {
+    const v = this.vifs[slot];
+    if (!v) throw new RangeError(`no VIF in slot ${slot}`);
+    this.vmStop(slot);
+    v.vmCallFds = r.callFds;
+    v.dev = vmDevice(r, v.mtu, v.linkUp, this.c, v.counterBase); // throws RangeError if rings are outside memory
+    v.state = VifState.LIVE;
+    v.batchFrames = 0;
+    v.heldFrames = 0;
+    v.irqHeld = false;
+    this.kicked(v);
+  }
+
+  /** VM VIF: stop using its rings; returns last_avail of ring 0 (toGuest) and ring 1 (fromGuest). */
+  vmStop(slot: number): [number, number] {
+    const v = this.vifs[slot];
+    if (!v) return [-1, -1];
+    // The session closes the call fds after this returns: never write to them again.
+    if (v.vmCallFds !== null) v.vmCallFds = [-1, -1];
+    v.irqHeld = false;
+    v.irqQueues = 0;
+    const dev = v.dev;
+    if (dev === null) return [-1, -1];
+    dev.fromGuestQ.publishUsed();
+    dev.toGuestQ.publishUsed();
+    v.dev = null;
+    if (v.state === VifState.LIVE) v.state = VifState.WAITING;
+    this.active = this.active.filter((x) => x !== v);
+    v.active = false;
+    return [dev.toGuestQ.lastAvail, dev.fromGuestQ.lastAvail];
+  }
+
   setFdb(entries: MacEntry[], slotEngine: number[]): void {
     this.sw.fdb = new MacTable(entries);
     this.sw.slotEngine.fill(-1);
@@ -167,21 +218,45 @@ export class Engine {
     }
     if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.onRung);
     const act = this.active;
+    const batch = this.cfg.batch;
+    let waited = false;
+    let served = 0;
+    let firstSkipped = -1;
+    if (this.uplinkFullSince >= 0 && this.sw.uplinkRoom() >= batch) this.uplinkFullSince = -1;
     for (let i = 0; i < act.length; ) {
       const v = act[i]!;
+      if (this.sw.uplinkRoom() < batch && this.holdForUplink(now)) {
+        // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
+        if (!waited) firstSkipped = i;
+        waited = true;
+        i++;
+        continue;
+      }
       const n = this.serviceFromGuest(v);
+      served++;
       work += n;
-      if (n < this.cfg.batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
+      if (n < batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
         v.active = false;
         act[i] = act[act.length - 1]!;
         act.pop();
       } else i++;
     }
+    if (waited) {
+      this.c[this.ec + EC.uplink_tx_waits] += 1;
+      rotateLeft(act, firstSkipped); // the first skipped VIF goes first next time: no starvation
+    }
+    this.uplinkBlocked = waited && served === 0;
     work += this.sw.pollRings();
     this.flush(now);
     if (this.held.length !== 0) this.releaseHeld(now);
     this.c[this.ec + EC.loops] += 1;
     return work;
+  }
+
+  /** The uplink has no room for a batch: hold guest frames back, unless it has stalled (UPLINK_STALL_MS). */
+  private holdForUplink(now: number): boolean {
+    if (this.uplinkFullSince < 0) this.uplinkFullSince = now;
+    return now - this.uplinkFullSince < UPLINK_STALL_MS;
   }
 
   /** A slot rang its doorbell: count it and follow the VIF (1), or count a spurious ring (0). */
@@ -230,13 +305,17 @@ export class Engine {
       const f = NET_HDR_BYTES;
       if (this.capSlots !== null && this.capSlots[v.slot] !== 0) this.capture!.tap(st, f, len, (v.slot << 1) | DIR_IN);
       // Anti-spoofing on the device's private copy (ARCHITECTURE.md rule 6).
-      if (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo) {
+      if (v.spoofCheck && (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo)) {
         c[base + VC.tx_spoofed_mac] += 1;
         continue;
       }
       if (macHi(st, f) === v.macHi && macLo(st, f) === v.macLo) {
         c[base + VC.tx_to_self] += 1;
         continue;
+      }
+      // Partial checksum or GSO (only VM VIFs that negotiated offloads get past headerOk with these).
+      if ((st[0]! & NET_HDR_F_NEEDS_CSUM) !== 0 || st[1] !== 0) {
+        if (routeOffloaded(this, v, st, st32, len)) continue;
       }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
@@ -250,13 +329,13 @@ export class Engine {
   }
 
   /** Place a frame into a local VIF (counted there on success or drop). */
-  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
+  deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number, offloaded = false): void {
     const dev = v.dev;
     if (dev === null || v.state !== VifState.LIVE) {
       this.c[v.counterBase + VC.rx_not_ready] += 1;
       return;
     }
-    const r = dev.toGuest(buf, buf32, off, len);
+    const r = offloaded ? dev.toGuestOffloaded(buf, buf32, off, len) : dev.toGuest(buf, buf32, off, len);
     if (r === RX_VIOLATION) {
       // The frame is lost with the broken queue: count it as every later frame for this VIF will
       // be (rx_not_ready), so frames in = frames out + counted drops holds (ARCHITECTURE.md rule 8).
@@ -298,7 +377,10 @@ export class Engine {
       dev.fromGuestQ.publishUsed();
       dev.toGuestQ.publishUsed();
       const want = dev.toGuestQ.wantsInterrupt();
-      if ((dev.fromGuestQ.wantsInterrupt() || want) && !v.irqHeld) {
+      const wantFrom = dev.fromGuestQ.wantsInterrupt();
+      if (want) v.irqQueues |= 1;
+      if (wantFrom) v.irqQueues |= 2;
+      if ((wantFrom || want) && !v.irqHeld) {
         v.irqHeld = true;
         v.irqSince = now;
         v.heldFrames = 0;
@@ -337,11 +419,15 @@ export class Engine {
     v.irqHeld = false;
     v.heldFrames = 0;
     this.c[v.counterBase + VC.irq_raised] += 1;
-    if (this.irqPage !== null) {
+    if (v.vmCallFds !== null) {
+      vmSignal(v.vmCallFds, v.irqQueues); // VM: its call eventfds (vhost-user)
+      v.irqQueues = 0;
+    } else if (this.irqPage !== null) {
       ringDoorbell(this.irqPage, v.slot); // hypervisor mode: pending bit + master notification
     } else {
       Atomics.add(v.header, i32(H.IRQ), 1);
       Atomics.notify(v.header, i32(H.IRQ), 1);
+      if (v.irqWake !== null) wake(v.irqWake);
     }
   }
 
@@ -399,15 +485,20 @@ export class Engine {
         continue;
       }
       if (this.idleSince < 0) this.idleSince = now;
-      if ((now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
+      // Spin only while waiting for input; waiting for uplink room is no reason to hold the CPU.
+      if (!this.uplinkBlocked && (now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
       // Going to sleep: announce it, then re-check every source (no lost wake-up; doorbell.ts).
       Atomics.store(db, W.SLEEPING, 1);
       const seen = Atomics.load(db, W.WAKE);
-      if (this.hasWork()) {
+      // Guest frames waiting only for room on the uplink: nap briefly instead of spinning, so the
+      // ring's consumer (often sharing this core) gets the CPU; any doorbell ends the nap.
+      const blockedOnly = this.uplinkBlocked && Atomics.load(db, W.SUMMARY) === 0 &&
+        Atomics.load(this.ctl, W.CONTROL) === 0 && !this.sw.ringsPending();
+      if (!blockedOnly && this.hasWork()) {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
-      const timeout = Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
+      const timeout = blockedOnly ? UPLINK_NAP_MS : Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
       c[ec + EC.sleeps] += 1;
       const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
       Atomics.store(db, W.SLEEPING, 0);

@@ -54,6 +54,11 @@ export interface VifOptions {
   coalesce?: Coalesce;
   /** Pin to an engine; default: the engine with the fewest VIFs. */
   engine?: number;
+  // ---- for a driver domain's NIC (src/baseline/); ordinary VIFs leave these out ----
+  /** Anti-spoofing (default true); false lets the VIF send any source MAC (a bridge port). */
+  spoofCheck?: boolean;
+  /** A wake page (layout/doorbell.ts) woken with every interrupt of this VIF. */
+  interruptWake?: SharedArrayBuffer;
 }
 
 
@@ -158,6 +163,11 @@ export class Device extends EventEmitter {
     return this.engines.length;
   }
 
+  /** Send a command to the engine serving `v` (VM VIFs: vhost-user start/stop). */
+  engineCall<T>(v: Vif, cmd: Parameters<EngineHandle['call']>[0]): Promise<T> {
+    return this.engines[v.engine]!.call<T>(cmd);
+  }
+
   engineDoorbell(i: number): SharedArrayBuffer {
     return this.engines[i]!.doorbell;
   }
@@ -230,11 +240,12 @@ export class Device extends EventEmitter {
       this.slots[slot] = v;
       this.vifsById.set(id, v);
       try {
-        if (this.router) await this.routerCall({ op: 'map', slot, vif: sab });
+        if (this.router) await this.routerCall({ op: 'map', slot, vif: sab, wake: opts.interruptWake });
         await this.engines[engine]!.call({
           op: 'add-vif',
           spec: { slot, sab, queueSize, mac, mtu, segment, linkUp: settings.linkUp, promiscuous: settings.promiscuous,
-            multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES },
+            multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES,
+            spoofCheck: opts.spoofCheck ?? true, interruptWake: opts.interruptWake },
         });
         await this.pushFdb();
       } catch (e) {

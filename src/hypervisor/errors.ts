@@ -20,8 +20,13 @@ export type ErrorCode =
   | 'UPLINK_IN_USE'
   | 'UPLINK_FAILED'
   | 'ENGINE_FAILED'
+  | 'DRIVER_DOMAIN_FAILED'
   | 'CONFIG_INVALID'
-  | 'NATIVE_MISSING';
+  | 'NATIVE_MISSING'
+  // vhost-user and VM guests (issue 5)
+  | 'VM_IMAGE'
+  | 'VM_FAILED'
+  | 'VHOST_USER';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;

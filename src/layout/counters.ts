@@ -22,6 +22,10 @@ export const VIF_COUNTERS = [
   // guest TX drops: frame completed with length 0, dropped, counted (error tier 1)
   'tx_spoofed_mac', 'tx_bad_header', 'tx_runt', 'tx_oversize', 'tx_bad_addr', 'tx_bad_desc',
   'tx_link_down', 'tx_to_self', 'tx_unplugged',
+  // a segmentation-offload (GSO) frame whose destination cannot take one (VM VIFs with offloads)
+  'tx_gso_undeliverable',
+  // GSO frames the engine segmented in software (not a drop: their segments count in tx_frames)
+  'tx_gso_segmented_frames',
   // guest RX drops: frame for this VIF that could not be placed in its receive queue
   'rx_no_buffer', 'rx_buffer_too_small', 'rx_bad_addr', 'rx_bad_desc', 'rx_link_down', 'rx_oversize',
   'rx_not_ready',
@@ -42,6 +46,8 @@ export const ENGINE_COUNTERS = [
   // device-level drops
   'uplink_rx_runt', 'uplink_rx_oversize', 'uplink_rx_unknown_dst', 'no_receiver', 'fwd_full',
   'vif_gone', 'uplink_tx_full',
+  // iterations in which guests' transmit queues were left waiting because the uplink ring was full
+  'uplink_tx_waits',
 ] as const;
 export type EngineCounter = (typeof ENGINE_COUNTERS)[number];
 

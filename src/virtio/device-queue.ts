@@ -78,6 +78,16 @@ export class DeviceQueue {
     this.signalledIdx = this.usedIdx;
   }
 
+  /**
+   * Resume a ring another run of the device (or another back-end) served: take chains from
+   * `lastAvail` (vhost-user SET_VRING_BASE) and continue the used idx the ring already holds.
+   */
+  resume(lastAvail: number): void {
+    this.lastAvail = lastAvail & 0xffff;
+    this.usedIdx = Atomics.load(this.used16, 1);
+    this.signalledIdx = this.usedIdx;
+  }
+
   /** Chains the driver has made available and the device has not taken; -1 on a jump (violation). */
   pending(): number {
     const n = (Atomics.load(this.avail16, 1) - this.lastAvail) & 0xffff;
@@ -129,6 +139,11 @@ export class DeviceQueue {
     if (next >= this.size) return this.fail(Violation.BAD_DESC_INDEX);
     this.readDesc(next);
     return CHAIN_MORE;
+  }
+
+  /** Un-take the last `n` chains taken by nextHead() (none of them was added to the used ring). */
+  giveBack(n: number): void {
+    this.lastAvail = (this.lastAvail - n) & 0xffff;
   }
 
   fail(v: Violation): number {
