@@ -104,10 +104,8 @@ export class Controller {
     const pinned = pinDocument(doc, this.macs);
     if (!isObj(pinned)) throw new ConfigError([{ path: '', message: 'the config must be a mapping with `device` or `devices` and `guests`; see docs/config.md' }]);
     try {
-      const config = validateConfig(pinned, { resolveModule: (m) => resolveModule(m, this.baseDir) });
-      // VM guests (vms:, issue 5) are started by `svnic run` only; the daemon's plan knows worker guests.
-      if (config.guests.some((g) => g.vm)) throw new ConfigError([{ path: 'vms', message: 'VM guests are not supported by the daemon yet; run them with `svnic run` (docs/vm.md)' }]);
-      return { pinned, config };
+      // VM guests (vms:, issue 5) are the guest kind `vm` (registry.ts, vm-guest.ts).
+      return { pinned, config: validateConfig(pinned, { resolveModule: (m) => resolveModule(m, this.baseDir) }) };
     } catch (e) {
       if (!(e instanceof ConfigError) || !lineOf) throw e;
       throw new ConfigError(e.issues.map((i): ConfigIssue => {
@@ -285,11 +283,15 @@ export class Controller {
 
   // ---- VIF calls: edit the desired document, then apply it ------------------------------------
 
-  private findVif(doc: Obj, name: string): { list: unknown[]; index: number; vif: Obj; guest: string } | null {
+  private findVif(doc: Obj, name: string): { list: unknown[] | null; index: number; vif: Obj; guest: string } | null {
     for (const g of (doc.guests as unknown[]) ?? []) {
       if (!isObj(g) || !Array.isArray(g.vifs)) continue;
       const index = g.vifs.findIndex((v) => isObj(v) && v.name === name);
       if (index >= 0) return { list: g.vifs, index, vif: g.vifs[index] as Obj, guest: String(g.name) };
+    }
+    // a VM guest's one VIF (vms[].vif, issue 5): it can be changed, not removed on its own (list null)
+    for (const m of Array.isArray(doc.vms) ? doc.vms : []) {
+      if (isObj(m) && isObj(m.vif) && m.vif.name === name) return { list: null, index: 0, vif: m.vif, guest: String(m.name) };
     }
     return null;
   }
@@ -299,6 +301,9 @@ export class Controller {
       const doc = clone(this.doc) as Obj;
       const { guest, ...vif } = body;
       const g = ((doc.guests as unknown[]) ?? []).find((x): x is Obj => isObj(x) && x.name === guest);
+      if (!g && Array.isArray(doc.vms) && doc.vms.some((m) => isObj(m) && m.name === guest)) {
+        throw new ApiError('VM_HAS_ONE_VIF', 409, `guest "${guest}" is a VM, which has exactly one VIF (vms[].vif); change that one with PATCH`);
+      }
       if (!g) throw new ApiError('NO_SUCH_GUEST', 404, `no guest "${guest}"; guests: ${this.desired.guests.map((x) => x.name).join(', ') || '(none)'}`);
       const names = new Set(this.desired.guests.flatMap((x) => x.vifs.map((v) => v.name)));
       if (typeof vif.name === 'string' && names.has(vif.name)) throw new ApiError('VIF_EXISTS', 409, `a VIF named "${vif.name}" already exists; choose another name or change it with PATCH`);
@@ -332,6 +337,7 @@ export class Controller {
       const doc = clone(this.doc) as Obj;
       const f = this.findVif(doc, name);
       if (!f) throw new ApiError('NO_SUCH_VIF', 404, `no VIF "${name}"; list VIFs with GET /v1/vifs`);
+      if (!f.list) throw new ApiError('VM_HAS_ONE_VIF', 409, `VIF "${name}" is VM guest ${f.guest}'s only VIF; remove the VM (its vms: entry, PUT /v1/config) instead`);
       f.list.splice(f.index, 1);
       return this.apply(doc, 'api-vif', o);
     });

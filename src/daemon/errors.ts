@@ -16,7 +16,7 @@ export type ApiErrorCode =
   | 'TOKEN_REQUIRED' | 'TOKEN_INVALID'
   // state
   | 'NO_SUCH_VIF' | 'NO_SUCH_GUEST' | 'NO_SUCH_DEVICE' | 'VIF_EXISTS' | 'DUPLICATE_MAC' | 'GENERATION_MISMATCH' | 'BUSY'
-  | 'NEEDS_RESTART' | 'APPLY_FAILED' | 'NO_CONFIG_FILE' | 'NO_FDB'
+  | 'NEEDS_RESTART' | 'APPLY_FAILED' | 'NO_CONFIG_FILE' | 'NO_FDB' | 'VM_HAS_ONE_VIF'
   | 'INTERNAL';
 
 export interface ApiErrorBody {

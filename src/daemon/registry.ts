@@ -4,8 +4,8 @@
  *  - UPLINK_KINDS: the uplink kinds the daemon runs (null, echo, wire, vxlan, tap), each attached
  *    by config/apply.ts attachUplink (the code `svnic run` uses), with what its counters mean
  *    (drops by reason, FDB size) for /metrics, the API and the dashboard.
- *  - GUEST_KINDS: how to start a guest of a kind (isolates today; VM guests over vhost-user add an
- *    entry and a `kind` field in the guest's config).
+ *  - GUEST_KINDS: how to start a guest of a kind and give it its VIFs: isolates (worker threads)
+ *    and VMs (`vms:` in the config, one VIF over vhost-user; vm-guest.ts).
  *  - VIF_FIELDS: which VIF config fields can change on a running VIF and how (`capture` has an
  *    `apply` and an `onCreate`; QoS fields add an entry with `live: true`); a field that is not
  *    listed here is treated as immutable: changing it replaces the VIF (unplug, create, plug),
@@ -16,7 +16,7 @@ import { closeSync, openSync } from 'node:fs';
 import type { Device, Vif, VifOptions } from '../hypervisor/device.js';
 import { SvnicError } from '../hypervisor/errors.js';
 import type { Hypervisor } from '../hypervisor/hypervisor.js';
-import type { Guest } from '../hypervisor/guest.js';
+import { VmGuest, type GuestHandle } from './vm-guest.js';
 import { bufferBytesFor, vifLayout } from '../layout/vif.js';
 import type { Uplink } from '../uplink/uplink.js';
 import { VXLAN_DROP_COUNTERS } from '../uplink/vxlan-codec.js';
@@ -135,17 +135,32 @@ export function uplinkSummary(kind: string, c: Record<string, number>): { drops:
 // ---------------------------------------------------------------------------------------------
 // Guests
 
+export interface GuestKindContext {
+  /** Resolve a file path the config gives (a vhost-user socket) against the config file's directory. */
+  resolvePath: (p: string) => string;
+}
+
 export interface GuestKind {
   /** Start the guest and resolve once it can take VIFs. */
-  start(hv: Hypervisor, gc: GuestConfig): Promise<Guest>;
+  start(hv: Hypervisor, gc: GuestConfig, ctx: GuestKindContext): Promise<GuestHandle>;
+  /** Give a created VIF to the guest (default: hot-plug it into an isolate, Hypervisor.plug). */
+  plug?(guest: GuestHandle, vif: Vif): Promise<void>;
+  /** Take a VIF back and destroy it (default: Hypervisor.unplug). */
+  unplug?(guest: GuestHandle, vif: Vif): Promise<void>;
 }
 
 export const GUEST_KINDS: Record<string, GuestKind> = {
   isolate: { start: (hv, gc) => hv.startGuest({ name: gc.name, module: gc.moduleUrl, args: gc.args }) },
+  // issue 5: `vms:` in the config; one VIF served over vhost-user, QEMU booted by the daemon with `boot`
+  vm: {
+    start: async (_hv, gc, ctx) => new VmGuest(gc.name, gc, ctx.resolvePath),
+    plug: (g, vif) => (g as VmGuest).plug(vif),
+    unplug: (g, vif) => (g as VmGuest).unplug(vif),
+  },
 };
 
-/** A guest config's kind ('isolate' unless the config says otherwise). */
-export const guestKindOf = (gc: GuestConfig): string => ((gc as unknown as { kind?: string }).kind ?? 'isolate');
+/** A guest config's kind: `vm` for the config's `vms:` entries, else `isolate`. */
+export const guestKindOf = (gc: GuestConfig): string => (gc.vm ? 'vm' : ((gc as unknown as { kind?: string }).kind ?? 'isolate'));
 
 // ---------------------------------------------------------------------------------------------
 // VIF fields

@@ -12,6 +12,7 @@ import type { Uplink } from '../uplink/uplink.js';
 import type { DeviceConfig, GuestConfig, VifConfig } from '../config/schema.js';
 import { GUEST_KINDS, UPLINK_KINDS, VIF_FIELDS, guestKindOf, vifCreateOptions } from './registry.js';
 import type { RunningView, Step } from './plan.js';
+import type { GuestHandle } from './vm-guest.js';
 
 export interface RunningVif {
   cfg: VifConfig;
@@ -24,7 +25,7 @@ export class Runtime {
   readonly devices = new Map<string, { cfg: DeviceConfig; device: Device }>();
   readonly uplinks = new Map<string, Uplink>();
   /** Guests started, including ones whose worker has since exited (state shown by the API). */
-  readonly guests = new Map<string, { cfg: GuestConfig; guest: Guest; stoppedByUs: boolean }>();
+  readonly guests = new Map<string, { cfg: GuestConfig; guest: GuestHandle; stoppedByUs: boolean }>();
   readonly vifs = new Map<string, RunningVif>();
   /** The message every guest gets once its VIFs are plugged (as `svnic run` does). */
   startMessage: unknown = 'go';
@@ -49,7 +50,10 @@ export class Runtime {
         const r = this.vifs.get(s.vif);
         if (!r) return;
         if (r.vif.state !== 'destroyed') {
-          if (r.vif.guestId !== null) await this.hv.unplug(r.vif);
+          const g = this.guests.get(r.guest);
+          const unplug = g ? GUEST_KINDS[guestKindOf(g.cfg)]?.unplug : undefined;
+          if (g && unplug) await unplug(g.guest, r.vif);
+          else if (r.vif.guestId !== null) await this.hv.unplug(r.vif);
           else await r.vif.device.removeVif(r.vif);
         }
         this.vifs.delete(s.vif);
@@ -109,7 +113,7 @@ export class Runtime {
         if (!kind) throw new SvnicError('BAD_OPTION', `the daemon does not know guest kind "${guestKindOf(s.guest)}" (registry.ts GUEST_KINDS)`);
         const old = this.hv.guests.get(s.guest.name);
         if (old && !old.running) this.hv.guests.delete(s.guest.name); // an exited guest of the same name
-        const guest = await kind.start(this.hv, s.guest);
+        const guest = await kind.start(this.hv, s.guest, this);
         guest.on('exit', (code: number) => {
           if (this.guests.get(s.guest.name)?.guest === guest && !this.guests.get(s.guest.name)!.stoppedByUs) {
             this.log(`guest ${guest.id} exited (code ${code})${guest.error ? `: ${guest.error.split('\n')[0]}` : ''}; its VIFs were reclaimed; a reload starts it again`);
@@ -139,7 +143,9 @@ export class Runtime {
         for (const f of VIF_FIELDS) {
           if (f.onCreate && (s.vif as unknown as Record<string, unknown>)[f.key] !== undefined) await f.onCreate(vif, s.vif, this);
         }
-        await this.hv.plug(g.guest, vif);
+        const plug = GUEST_KINDS[guestKindOf(g.cfg)]?.plug;
+        if (plug) await plug(g.guest, vif);
+        else await this.hv.plug(g.guest as Guest, vif);
         return;
       }
       case 'start-message': {
@@ -152,6 +158,8 @@ export class Runtime {
   async stop(): Promise<void> {
     for (const g of this.guests.values()) g.stoppedByUs = true;
     await Promise.all([...this.hv.guests.values()].map((g) => g.terminate()));
+    // guests that are not worker threads (VMs): their sockets closed, QEMU stopped
+    await Promise.all([...this.guests.values()].filter((g) => this.hv.guests.get(g.guest.id) !== g.guest).map((g) => g.guest.terminate().catch(() => {})));
     await Promise.all([...this.uplinks.values()].map((u) => u.stop().catch(() => {})));
     await this.hv.stop();
   }

@@ -34,14 +34,18 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
  */
 export function pinDocument(doc: unknown, macs: ReadonlyMap<string, string>): unknown {
   const out = clone(doc);
-  if (!isObj(out) || !Array.isArray(out.guests)) return out;
+  if (!isObj(out)) return out;
+  // VM guests (issue 5, `vms:`) have one VIF under `vif`; pinned like the isolates' VIFs.
+  const groups: { name: unknown; vifs: unknown[] }[] = [
+    ...(Array.isArray(out.guests) ? out.guests : []).filter(isObj).filter((g) => Array.isArray(g.vifs)).map((g) => ({ name: g.name, vifs: g.vifs as unknown[] })),
+    ...(Array.isArray(out.vms) ? out.vms : []).filter(isObj).filter((m) => isObj(m.vif)).map((m) => ({ name: m.name, vifs: [m.vif] })),
+  ];
   const explicit = new Set<string>();
-  for (const g of out.guests) {
-    if (!isObj(g) || !Array.isArray(g.vifs)) continue;
+  for (const g of groups) {
     for (const v of g.vifs) if (isObj(v) && typeof v.mac === 'string') explicit.add(v.mac.toLowerCase());
   }
-  for (const g of out.guests) {
-    if (!isObj(g) || !Array.isArray(g.vifs) || typeof g.name !== 'string') continue;
+  for (const g of groups) {
+    if (typeof g.name !== 'string') continue;
     g.vifs.forEach((v, i) => {
       if (!isObj(v)) return;
       if (v.name === undefined) v.name = `${g.name as string}-eth${i}`;
@@ -60,12 +64,18 @@ export function pinDocument(doc: unknown, macs: ReadonlyMap<string, string>): un
 /** The document with every VIF's MAC as the validated config resolved it (by path). */
 export function withResolvedMacs(doc: unknown, config: Config): unknown {
   const out = clone(doc);
-  if (!isObj(out) || !Array.isArray(out.guests)) return out;
+  if (!isObj(out)) return out;
   for (const g of config.guests) {
     for (const v of g.vifs) {
-      const [, gi, , vi] = v.path.split('.');
-      const rawG = out.guests[Number(gi)];
-      const rawV = isObj(rawG) && Array.isArray(rawG.vifs) ? rawG.vifs[Number(vi)] : undefined;
+      const [list, gi, , vi] = v.path.split('.');
+      let rawV: unknown;
+      if (list === 'vms') {
+        const m = Array.isArray(out.vms) ? out.vms[Number(gi)] : undefined;
+        rawV = isObj(m) ? m.vif : undefined;
+      } else {
+        const rawG = Array.isArray(out.guests) ? out.guests[Number(gi)] : undefined;
+        rawV = isObj(rawG) && Array.isArray(rawG.vifs) ? rawG.vifs[Number(vi)] : undefined;
+      }
       if (isObj(rawV)) {
         rawV.name = v.name;
         rawV.mac = v.mac;

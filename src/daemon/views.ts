@@ -2,7 +2,8 @@
 import { ENGINE_DROP_COUNTERS, VIF_DROP_COUNTERS } from '../layout/counters.js';
 import type { Controller } from './controller.js';
 import type { RunningVif } from './runtime.js';
-import { uplinkSummary } from './registry.js';
+import { guestKindOf, uplinkSummary } from './registry.js';
+import { VmGuest } from './vm-guest.js';
 
 export function vifView(ctl: Controller, r: RunningVif): Record<string, unknown> {
   const v = r.vif;
@@ -29,11 +30,14 @@ export function vifList(ctl: Controller): Record<string, unknown>[] {
 export function guestList(ctl: Controller): Record<string, unknown>[] {
   return [...ctl.runtime.guests.values()].map(({ cfg, guest, stoppedByUs }) => ({
     name: guest.id,
-    kind: (cfg as unknown as { kind?: string }).kind ?? 'isolate',
+    kind: guestKindOf(cfg),
     module: cfg.module,
+    // issue 5: a VM guest's vhost-user socket (resolved), whether QEMU is connected, and its settings
+    ...(guest instanceof VmGuest ? { socket: guest.socket, connected: guest.connected, vm: cfg.vm } : {}),
     args: cfg.args,
     state: guest.running ? 'running' : guest.result !== undefined ? 'done' : guest.error !== null ? 'failed' : stoppedByUs ? 'stopped' : 'exited',
     ...(guest.error !== null ? { error: guest.error.split('\n')[0] } : {}),
+    ...(guest.result !== undefined && guest instanceof VmGuest ? { result: guest.result } : {}),
     vifs: [...ctl.runtime.vifs.values()].filter((v) => v.guest === guest.id && v.vif.state !== 'destroyed').map((v) => v.vif.id),
   }));
 }
