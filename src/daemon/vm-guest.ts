@@ -101,10 +101,13 @@ export class VmGuest extends EventEmitter implements GuestHandle {
         net: { kind: 'vhost-user', socket: this.socket, server: m.mode === 'client' },
       });
       this.vm = vm;
-      void vm.done.then((res) => {
+      // QEMU exited: reclaim the VIF first, then show the guest as ended (so nobody sees an
+      // ended guest that still holds its VIF).
+      void vm.done.then(async (res) => {
         if (this.stopped) return;
+        await this.release().catch(() => {});
         this.vmResult = res;
-        void this.release().then(() => this.emit('exit', res.rc));
+        this.emit('exit', res.rc);
       }, () => {});
     }
   }
