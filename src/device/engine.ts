@@ -16,6 +16,7 @@ import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.j
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
 import { Switch } from './switch.js';
+import { EngineQos } from './qos/engine-qos.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
 
@@ -36,6 +37,8 @@ export interface EngineConfig {
   sweepMs: number;
   /** Frames taken from one source per iteration. */
   batch: number;
+  /** The device's QoS table (layout/qos.ts); without it the engine never runs QoS. */
+  qos?: SharedArrayBuffer;
 }
 
 export type EngineEvent =
@@ -61,7 +64,8 @@ export class Engine {
   readonly c: Float64Array;
   readonly ec: number; // base index of this engine's counter row
   readonly vifs: (EngineVif | undefined)[];
-  private active: EngineVif[] = [];
+  /** VIFs that have or may have guest-TX work (EngineQos takes them over when QoS is on). */
+  active: EngineVif[] = [];
   private dirty: EngineVif[] = [];
   private held: EngineVif[] = [];
   readonly sw: Switch;
@@ -69,6 +73,10 @@ export class Engine {
   private readonly staging: Uint8Array;
   private readonly staging32: Int32Array;
   private readonly irqPage: Int32Array | null;
+  /** QoS (device/qos/engine-qos.ts); null without a QoS table. */
+  readonly qos: EngineQos | null;
+  /** Bytes of the frames the last serviceFromGuest() passed to the switch. */
+  takenBytes = 0;
   private idleSince = -1;
   private stopped = false;
   /** Called when the control word is set; the worker drains its MessagePort here. */
@@ -87,6 +95,7 @@ export class Engine {
     this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + maxFrameBytes(9000)) / 64) * 64);
     this.staging32 = new Int32Array(this.staging.buffer);
     this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
+    this.qos = cfg.qos ? new EngineQos(this, cfg.qos) : null;
   }
 
   // ---- control (called between iterations) -------------------------------------------------
@@ -96,6 +105,7 @@ export class Engine {
     this.vifs[spec.slot] = v;
     v.publishConfig();
     this.sw.rebuildSegments();
+    this.qos?.attach(spec.slot);
     this.kicked(v); // the driver may have started before the VIF reached us
   }
 
@@ -111,6 +121,7 @@ export class Engine {
     const unsent = dev ? dev.unsentFromGuest() : 0;
     if (dev) dev.fromGuestQ.publishUsed(), dev.toGuestQ.publishUsed();
     this.c[v.counterBase + VC.tx_unplugged] += unsent;
+    this.qos?.forget(slot);
     this.vifs[slot] = undefined;
     this.active = this.active.filter((x) => x !== v);
     this.dirty = this.dirty.filter((x) => x !== v);
@@ -159,16 +170,21 @@ export class Engine {
       work++;
     }
     if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.onRung);
-    const act = this.active;
-    for (let i = 0; i < act.length; ) {
-      const v = act[i]!;
-      const n = this.serviceFromGuest(v);
-      work += n;
-      if (n < this.cfg.batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
-        v.active = false;
-        act[i] = act[act.length - 1]!;
-        act.pop();
-      } else i++;
+    const q = this.qos;
+    if (q !== null && q.check(now)) work += q.serviceFromGuest(now);
+    else {
+      const act = this.active;
+      const batch = this.cfg.batch;
+      for (let i = 0; i < act.length; ) {
+        const v = act[i]!;
+        const n = this.serviceFromGuest(v, batch, Infinity);
+        work += n;
+        if (n < batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
+          v.active = false;
+          act[i] = act[act.length - 1]!;
+          act.pop();
+        } else i++;
+      }
     }
     work += this.sw.pollRings();
     this.flush(now);
@@ -201,17 +217,21 @@ export class Engine {
     }
   }
 
-  /** Take up to `batch` frames from a VIF's transmit queue and switch them. */
-  private serviceFromGuest(v: EngineVif): number {
+  /**
+   * Take frames from a VIF's transmit queue and switch them: at most `maxFrames`, and no new frame
+   * once `maxBytes` bytes were switched (QoS budgets; the last frame may overshoot). Sets takenBytes.
+   */
+  serviceFromGuest(v: EngineVif, maxFrames: number, maxBytes: number): number {
     const dev = v.dev;
+    this.takenBytes = 0;
     if (dev === null) return 0;
     const st = this.staging;
     const st32 = this.staging32;
     const base = v.counterBase;
     const c = this.c;
-    const batch = this.cfg.batch;
     let done = 0;
-    while (done < batch) {
+    let bytes = 0;
+    while (done < maxFrames && bytes < maxBytes) {
       const len = dev.fromGuest(st, st32);
       if (len === TX_EMPTY) break;
       if (len === TX_VIOLATION) {
@@ -232,8 +252,10 @@ export class Engine {
       }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
+      bytes += len;
       this.sw.fromVif(v, st, st32, f, len);
     }
+    this.takenBytes = bytes;
     if (done !== 0) {
       v.batchFrames += done;
       this.markDirty(v);
@@ -243,6 +265,14 @@ export class Engine {
 
   /** Place a frame into a local VIF (counted there on success or drop). */
   deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
+    const q = this.qos;
+    // A VIF over its guest-RX limit: the frame waits in its hold queue (or is counted as dropped).
+    if (q !== null && q.rxLimited[v.slot] === 1 && !q.admitToGuest(v, buf, buf32, off, len)) return;
+    this.placeToGuest(v, buf, buf32, off, len);
+  }
+
+  /** deliver() without the guest-RX limit (EngineQos drains its hold queues through this). */
+  placeToGuest(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): void {
     const dev = v.dev;
     if (dev === null || v.state !== VifState.LIVE) {
       this.c[v.counterBase + VC.rx_not_ready] += 1;
@@ -342,7 +372,7 @@ export class Engine {
   private hasWork(): boolean {
     const db = this.db;
     return Atomics.load(db, W.SUMMARY) !== 0 || Atomics.load(this.ctl, W.CONTROL) !== 0 ||
-      this.active.length !== 0 || this.sw.ringsPending();
+      this.active.length !== 0 || this.sw.ringsPending() || (this.qos !== null && this.qos.hasWork());
   }
 
   /** Wake every VIF that has work or changed status; run after a sleep timed out. */
@@ -398,7 +428,8 @@ export class Engine {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
-      const timeout = Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
+      const qosWait = this.qos !== null ? this.qos.nextDeadline(now) : Infinity;
+      const timeout = Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now, qosWait);
       c[ec + EC.sleeps] += 1;
       const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
       Atomics.store(db, W.SLEEPING, 0);

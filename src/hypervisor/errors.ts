@@ -19,7 +19,11 @@ export type ErrorCode =
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
   | 'ENGINE_FAILED'
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  // QoS (hypervisor/qos.ts)
+  | 'BAD_QOS'
+  | 'QOS_OVERCOMMIT'
+  | 'QOS_NO_CAPACITY';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;

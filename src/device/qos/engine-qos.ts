@@ -1,0 +1,488 @@
+/**
+ * QoS inside one engine: which VIF's guest-TX ring the engine reads next and how much it takes,
+ * and when frames for a VIF with a guest-RX limit are placed. Parameters come from the device's
+ * QoS table (layout/qos.ts) without messages; the engine calls in here only when some VIF on it
+ * has QoS settings or the port has a capacity (otherwise its plain round robin runs untouched).
+ *
+ * Guest TX, per engine iteration:
+ *  1. VIFs that rang (the engine's active list) join the priority list (priority > 0) or the
+ *     DRR rotation (drr.ts); VIFs held by their own limit wait on a timer list instead.
+ *  2. Priority VIFs are served first and again before every DRR visit (priority.ts bounds them).
+ *  3. VIFs with a guarantee and tokens left in it are served toward it.
+ *  4. One DRR pass over the rest; the port (capacity / engines) is the pass's shared gate.
+ * Over its limit a VIF is *held*: the engine stops taking its descriptors, so the guest's ring
+ * fills and its driver sees a full ring (backpressure). Nothing is dropped on guest TX.
+ *
+ * Guest RX: a frame for a VIF over its RX limit waits in the VIF's hold queue (hold-queue.ts)
+ * and is placed once the bucket allows; a frame that finds the hold queue full is dropped and
+ * counted (rx_qos_overflow). Frames still queued when the VIF goes away count as rx_qos_flushed.
+ * A guest-RX limit cannot push back on the uplink or another engine without blocking every other
+ * VIF behind the same ring, hence the bounded queue.
+ */
+import { EC, VC } from '../../layout/counters.js';
+import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, type QosPort, type QosRow } from '../../layout/qos.js';
+import { maxFrameBytes } from '../../layout/vif.js';
+import type { Engine } from '../engine.js';
+import type { EngineVif } from '../engine-vif.js';
+import { TokenBucket } from './token-bucket.js';
+import { Drr, MORE, EMPTY, HELD, GATED, type DrrServer } from './drr.js';
+import { PriorityBound } from './priority.js';
+import { HoldQueue } from './hold-queue.js';
+
+/** Frames a guest-RX hold queue keeps per VIF. */
+export const RX_HOLD_FRAMES = 128;
+/** Most frames one visit takes (the DRR quantum bounds bytes; this bounds tiny frames). */
+const VISIT_FRAMES = 1024;
+
+export class EngineQos implements DrrServer {
+  /** Serve through QoS (some VIF has QoS, or the port has a capacity)? */
+  on = false;
+  outcome = MORE;
+  private readonly eng: Engine;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly c: Float64Array;
+  private gen = -1;
+  private readonly rowSeq: Int32Array;
+  private readonly rows: QosRow[];
+  private readonly port: QosPort = { capacityBps: 0, priorityShare: 0.5, quantum: 6072 };
+  private readonly scratch = emptyQosRow();
+  readonly drr: Drr;
+  readonly prioBound: PriorityBound;
+  /** The uplink port's share of this engine: capacity / engines (no shaping when 0). */
+  readonly portBucket = new TokenBucket();
+  private portOn = false;
+  readonly tx: TokenBucket[];
+  readonly rx: TokenBucket[];
+  readonly min: TokenBucket[];
+  /** 1 = the VIF's last frame went to the uplink: it waits for the port. */
+  private readonly toUplink: Uint8Array;
+  /** Read by Engine.deliver for every frame: 1 = this VIF has a guest-RX limit. */
+  readonly rxLimited: Uint8Array;
+  private readonly rxHold: (HoldQueue | null)[];
+  private readonly rxPending: Int32Array;
+  private rxPendingN = 0;
+  private readonly prio: Int32Array; // priority flows, highest class first
+  private prioN = 0;
+  private readonly inPrio: Uint8Array;
+  private readonly held: Int32Array;
+  private heldN = 0;
+  private readonly inHeld: Uint8Array;
+  private readonly readyAt: Float64Array;
+  private readonly guaranteed: Int32Array;
+  private guaranteedN = 0;
+  private now = 0;
+  /** Frames handled in the current iteration. */
+  private frames = 0;
+
+  constructor(eng: Engine, table: SharedArrayBuffer) {
+    checkQosTable(table);
+    this.eng = eng;
+    this.i32 = new Int32Array(table);
+    this.f64 = new Float64Array(table);
+    this.c = eng.c;
+    const n = eng.cfg.maxVifs;
+    this.rowSeq = new Int32Array(n).fill(-1);
+    this.rows = Array.from({ length: n }, emptyQosRow);
+    this.drr = new Drr(n, this.port.quantum);
+    this.prioBound = new PriorityBound(eng.cfg.batch);
+    this.tx = Array.from({ length: n }, () => new TokenBucket());
+    this.rx = Array.from({ length: n }, () => new TokenBucket());
+    this.min = Array.from({ length: n }, () => new TokenBucket());
+    this.toUplink = new Uint8Array(n);
+    this.rxLimited = new Uint8Array(n);
+    this.rxHold = new Array(n).fill(null);
+    this.rxPending = new Int32Array(n);
+    this.prio = new Int32Array(n);
+    this.inPrio = new Uint8Array(n);
+    this.held = new Int32Array(n);
+    this.inHeld = new Uint8Array(n);
+    this.readyAt = new Float64Array(n);
+    this.guaranteed = new Int32Array(n);
+  }
+
+  // ---- parameters (read from the table when its GEN moves) ---------------------------------
+
+  /** Once per iteration: pick up parameter changes. Returns `on`. */
+  check(now: number): boolean {
+    this.now = now;
+    const g = Atomics.load(this.i32, QOS_HEADER.GEN);
+    if (g !== this.gen) this.reload(g, now);
+    return this.on;
+  }
+
+  /** A VIF was added to the engine: re-read its row even if GEN did not move. */
+  attach(slot: number): void {
+    this.rowSeq[slot] = -1;
+    this.gen = -1;
+  }
+
+  private reload(g: number, now: number): void {
+    if (readQosPort(this.i32, this.f64, this.port) < 0) return; // writer busy: next iteration
+    const engines = this.eng.cfg.engines;
+    this.portBucket.set(this.port.capacityBps / engines, 0, 0, 0, now);
+    this.portOn = this.portBucket.limited;
+    this.prioBound.setShare(this.port.capacityBps / engines, this.port.priorityShare, now);
+    this.drr.quantum = this.port.quantum;
+    let complete = true;
+    const vifs = this.eng.vifs;
+    for (let s = 0; s < vifs.length; s++) {
+      if (vifs[s] === undefined) continue;
+      const seq = readQosRow(this.i32, this.f64, s, this.scratch);
+      if (seq < 0) {
+        complete = false;
+        continue;
+      }
+      if (seq === this.rowSeq[s]) continue;
+      this.rowSeq[s] = seq;
+      this.apply(s, now);
+    }
+    let enabled = 0;
+    this.guaranteedN = 0;
+    for (let s = 0; s < vifs.length; s++) {
+      if (vifs[s] === undefined) continue;
+      const r = this.rows[s]!;
+      if (r.enabled) enabled++;
+      if (r.enabled && r.minBps > 0) this.guaranteed[this.guaranteedN++] = s;
+    }
+    const on = enabled !== 0 || this.portOn;
+    if (this.on && !on) this.handBack();
+    this.on = on;
+    if (complete) this.gen = g;
+  }
+
+  private apply(s: number, now: number): void {
+    const r = this.rows[s]!;
+    const n = this.scratch;
+    const prioChanged = r.priority !== n.priority;
+    Object.assign(r, n);
+    if (!r.enabled) Object.assign(r, emptyQosRow());
+    this.tx[s]!.set(r.txBps, r.txBurstBytes, r.txPps, r.txBurstFrames, now);
+    this.rx[s]!.set(r.rxBps, r.rxBurstBytes, r.rxPps, r.rxBurstFrames, now);
+    this.min[s]!.set(r.minBps, 0, 0, 0, now);
+    this.drr.weight[s] = r.weight > 0 ? r.weight : 1;
+    const rxOn = this.rx[s]!.limited;
+    if (rxOn && this.rxHold[s] === null) this.rxHold[s] = new HoldQueue(RX_HOLD_FRAMES, maxFrameBytes(this.eng.vifs[s]!.mtu));
+    if (!rxOn && this.rxLimited[s] === 1) this.drainRx(s, true);
+    this.rxLimited[s] = rxOn ? 1 : 0;
+    // A VIF changing class leaves its lists; it rejoins through the active list.
+    if (prioChanged && (this.inPrio[s] === 1 || this.drr.has(s) || this.inHeld[s] === 1)) {
+      this.unlist(s);
+      this.release(this.eng.vifs[s]!);
+    }
+  }
+
+  /** QoS switched off: every VIF it holds goes back to the engine's plain round robin. */
+  private handBack(): void {
+    for (let s = 0; s < this.eng.vifs.length; s++) {
+      const v = this.eng.vifs[s];
+      if (v === undefined) continue;
+      if (this.inPrio[s] === 1 || this.drr.has(s) || this.inHeld[s] === 1) {
+        this.unlist(s);
+        this.release(v);
+      }
+      if (this.rxHold[s] !== null) this.drainRx(s, true);
+    }
+  }
+
+  /** Back onto the engine's active list (it is still marked active). */
+  private release(v: EngineVif): void {
+    v.active = true;
+    this.eng.active.push(v);
+  }
+
+  /** The VIF left the engine: drop it from every list; queued RX frames count as rx_qos_flushed. */
+  forget(slot: number): void {
+    this.unlist(slot);
+    const q = this.rxHold[slot];
+    if (q !== null) {
+      this.c[this.eng.vifs[slot]!.counterBase + VC.rx_qos_flushed] += q.length;
+      while (q.length !== 0) q.pop();
+    }
+    this.rxHold[slot] = null;
+    this.rxLimited[slot] = 0;
+    for (let i = 0; i < this.rxPendingN; i++) {
+      if (this.rxPending[i] === slot) this.rxPending[i] = this.rxPending[--this.rxPendingN]!;
+    }
+    this.rowSeq[slot] = -1;
+    Object.assign(this.rows[slot]!, emptyQosRow());
+    this.toUplink[slot] = 0;
+    this.gen = -1;
+  }
+
+  private unlistPrio(s: number): void {
+    this.inPrio[s] = 0;
+    for (let i = 0; i < this.prioN; i++) {
+      if (this.prio[i] === s) {
+        this.prio.copyWithin(i, i + 1, this.prioN);
+        this.prioN--;
+        return;
+      }
+    }
+  }
+
+  private unlist(s: number): void {
+    this.drr.remove(s);
+    if (this.inPrio[s] === 1) this.unlistPrio(s);
+    if (this.inHeld[s] === 1) {
+      this.inHeld[s] = 0;
+      for (let i = 0; i < this.heldN; i++) if (this.held[i] === s) this.held[i] = this.held[--this.heldN]!;
+    }
+  }
+
+  // ---- guest TX ------------------------------------------------------------------------------
+
+  /** One iteration's guest-TX service. Returns frames handled. */
+  serviceFromGuest(now: number): number {
+    this.now = now;
+    const eng = this.eng;
+    const act = eng.active;
+    for (let i = 0; i < act.length; i++) this.enlist(act[i]!.slot);
+    act.length = 0;
+    for (let i = 0; i < this.heldN; ) {
+      const s = this.held[i]!;
+      if (this.readyAt[s]! <= now) {
+        this.inHeld[s] = 0;
+        this.held[i] = this.held[--this.heldN]!;
+        this.enlist(s);
+      } else i++;
+    }
+    if (this.portOn) this.portBucket.refill(now);
+    this.prioBound.beginRound(now);
+    this.frames = 0;
+    if (this.prioN !== 0) this.pollPriority();
+    if (this.guaranteedN !== 0) this.serveGuarantees();
+    this.drr.pass(this);
+    if (this.rxPendingN !== 0) this.frames += this.drainPendingRx();
+    return this.frames;
+  }
+
+  private enlist(s: number): void {
+    if (this.rows[s]!.priority > 0) {
+      if (this.inPrio[s] === 1) return;
+      this.inPrio[s] = 1;
+      // insertion keeps the list highest class first (FIFO within a class)
+      const p = this.rows[s]!.priority;
+      let i = this.prioN;
+      while (i > 0 && this.rows[this.prio[i - 1]!]!.priority < p) {
+        this.prio[i] = this.prio[i - 1]!;
+        i--;
+      }
+      this.prio[i] = s;
+      this.prioN++;
+    } else {
+      this.drr.add(s);
+    }
+  }
+
+  private hold(s: number, wait: number): void {
+    const v = this.eng.vifs[s]!;
+    this.c[v.counterBase + VC.qos_tx_holds] += 1;
+    this.inHeld[s] = 1;
+    this.held[this.heldN++] = s;
+    this.readyAt[s] = this.now + wait;
+  }
+
+  /** Is the port closed for this VIF? (DrrServer) */
+  gated(s: number): boolean {
+    return this.portOn && this.toUplink[s] === 1 && !this.portBucket.conforms();
+  }
+
+  beforeVisit(): void {
+    if (this.prioN !== 0) this.pollPriority();
+  }
+
+  private pollPriority(): void {
+    const b = this.prioBound;
+    for (let i = 0; i < this.prioN; ) {
+      const maxFrames = b.frames();
+      if (maxFrames === 0) return;
+      const s = this.prio[i]!;
+      if (this.gated(s)) {
+        i++;
+        continue;
+      }
+      const n0 = this.frames;
+      const took = this.take(s, Infinity, maxFrames, b.bytes());
+      b.charge(this.frames - n0, took);
+      if (this.outcome === EMPTY || this.outcome === HELD) continue; // removed from the list
+      i++;
+    }
+  }
+
+  private serveGuarantees(): void {
+    for (let i = 0; i < this.guaranteedN; i++) {
+      const s = this.guaranteed[i]!;
+      if (!this.drr.has(s) || this.gated(s)) continue;
+      const m = this.min[s]!;
+      m.refill(this.now);
+      if (!m.conforms()) continue;
+      this.take(s, m.byteBudget(), VISIT_FRAMES, Infinity);
+      if (this.outcome === EMPTY || this.outcome === HELD) this.drr.remove(s);
+    }
+  }
+
+  /** Serve a DRR visit (DrrServer). */
+  serve(s: number, budgetBytes: number): number {
+    return this.take(s, budgetBytes, VISIT_FRAMES, Infinity);
+  }
+
+  /**
+   * Take frames from VIF `s` within every bound that applies (budget, its own bucket, the port),
+   * charge them, and set `outcome`. Removes the VIF from the priority list when it is EMPTY or
+   * HELD (the DRR removes its own).
+   */
+  private take(s: number, budgetBytes: number, maxFramesIn: number, extraBytes: number): number {
+    const v = this.eng.vifs[s];
+    if (v === undefined || v.dev === null) {
+      if (v !== undefined) v.active = false;
+      return this.finish(s, EMPTY, 0);
+    }
+    const tb = this.tx[s]!;
+    let maxBytes = budgetBytes < extraBytes ? budgetBytes : extraBytes;
+    let maxFrames = maxFramesIn;
+    if (tb.limited) {
+      tb.refill(this.now);
+      if (!tb.conforms()) {
+        this.hold(s, tb.waitMs());
+        return this.finish(s, HELD, 0);
+      }
+      const bb = tb.byteBudget();
+      if (bb < maxBytes) maxBytes = bb;
+      const fb = tb.frameBudget();
+      if (fb < maxFrames) maxFrames = fb;
+    }
+    const portGate = this.portOn && this.toUplink[s] === 1;
+    if (portGate) {
+      const pb = this.portBucket.byteBudget();
+      if (pb < maxBytes) maxBytes = pb;
+    }
+    const c = this.c;
+    const ec = this.eng.ec;
+    const upB = c[ec + EC.uplink_tx_bytes]!;
+    const upF = c[ec + EC.uplink_tx_frames]!;
+    const n = this.eng.serviceFromGuest(v, maxFrames, maxBytes);
+    const bytes = this.eng.takenBytes;
+    this.frames += n;
+    tb.charge(bytes, n);
+    const m = this.min[s]!;
+    if (m.limited) m.charge(bytes, n);
+    if (this.portOn) {
+      const sentF = c[ec + EC.uplink_tx_frames]! - upF;
+      this.portBucket.charge(c[ec + EC.uplink_tx_bytes]! - upB, sentF);
+      if (n !== 0) this.toUplink[s] = sentF !== 0 ? 1 : 0;
+    }
+    if (n < maxFrames && bytes < maxBytes) {
+      // The ring ran dry (or broke): re-arm notifications and leave unless more arrived.
+      if (v.dev !== null && v.dev.fromGuestQ.enableKicks()) return this.finish(s, MORE, bytes);
+      v.active = false;
+      return this.finish(s, EMPTY, bytes);
+    }
+    if (tb.limited && !tb.conforms()) {
+      this.hold(s, tb.waitMs());
+      return this.finish(s, HELD, bytes);
+    }
+    if (this.portOn && this.toUplink[s] === 1 && !this.portBucket.conforms()) return this.finish(s, GATED, bytes);
+    return this.finish(s, MORE, bytes);
+  }
+
+  /** Set the outcome; an EMPTY or HELD priority VIF leaves the priority list (DRR VIFs are removed by their caller). */
+  private finish(s: number, outcome: number, bytes: number): number {
+    this.outcome = outcome;
+    if ((outcome === EMPTY || outcome === HELD) && this.inPrio[s] === 1) this.unlistPrio(s);
+    return bytes;
+  }
+
+  // ---- guest RX ------------------------------------------------------------------------------
+
+  /**
+   * A frame for VIF `v`, which has a guest-RX limit. Returns true if it may be placed now (its
+   * tokens are taken); otherwise it was queued or dropped (counted).
+   */
+  admitToGuest(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): boolean {
+    const s = v.slot;
+    const rb = this.rx[s]!;
+    const q = this.rxHold[s]!;
+    rb.refill(this.now);
+    if (q.length === 0 && rb.conforms()) {
+      rb.charge(len, 1);
+      return true;
+    }
+    if (!q.push(buf, buf32, off, len)) {
+      this.c[v.counterBase + VC.rx_qos_overflow] += 1;
+      return false;
+    }
+    this.c[v.counterBase + VC.qos_rx_queued] += 1;
+    if (q.length === 1) this.rxPending[this.rxPendingN++] = s;
+    return false;
+  }
+
+  /** Place queued guest-RX frames whose tokens have come. */
+  private drainPendingRx(): number {
+    let n = 0;
+    for (let i = 0; i < this.rxPendingN; ) {
+      const s = this.rxPending[i]!;
+      n += this.drainRx(s, false);
+      if (this.rxHold[s]!.length === 0) this.rxPending[i] = this.rxPending[--this.rxPendingN]!;
+      else i++;
+    }
+    return n;
+  }
+
+  private drainRx(s: number, all: boolean): number {
+    const q = this.rxHold[s];
+    const v = this.eng.vifs[s];
+    if (q === null || v === undefined) return 0;
+    const rb = this.rx[s]!;
+    rb.refill(this.now);
+    let n = 0;
+    while (q.length !== 0 && (all || rb.conforms())) {
+      const len = q.frontLength();
+      rb.charge(len, 1);
+      this.eng.placeToGuest(v, q.bytes, q.i32, q.frontOffset(), len);
+      q.pop();
+      n++;
+    }
+    if (all) {
+      for (let i = 0; i < this.rxPendingN; i++) {
+        if (this.rxPending[i] === s) this.rxPending[i] = this.rxPending[--this.rxPendingN]!;
+      }
+    }
+    return n;
+  }
+
+  // ---- sleeping ------------------------------------------------------------------------------
+
+  /** Work that step() would do right now (used before the engine sleeps). */
+  hasWork(): boolean {
+    if (!this.on) return false;
+    if (this.prioN !== 0) return true;
+    if (this.drr.count !== 0 && (!this.portOn || this.portBucket.conforms())) return true;
+    for (let i = 0; i < this.rxPendingN; i++) {
+      const rb = this.rx[this.rxPending[i]!]!;
+      rb.refill(performance.now());
+      if (rb.conforms()) return true;
+    }
+    return false;
+  }
+
+  /** Milliseconds until a held VIF, the port or a queued RX frame may move (Infinity: none). */
+  nextDeadline(now: number): number {
+    if (!this.on) return Infinity;
+    let t = Infinity;
+    for (let i = 0; i < this.heldN; i++) {
+      const d = this.readyAt[this.held[i]!]! - now;
+      if (d < t) t = d;
+    }
+    if (this.drr.count !== 0 && this.portOn) {
+      const d = this.portBucket.last + this.portBucket.waitMs() - now;
+      if (d < t) t = d;
+    }
+    for (let i = 0; i < this.rxPendingN; i++) {
+      const rb = this.rx[this.rxPending[i]!]!;
+      const d = rb.last + rb.waitMs() - now;
+      if (d < t) t = d;
+    }
+    return t < 0 ? 0 : t;
+  }
+}
