@@ -1,0 +1,83 @@
+/**
+ * QoS on real worker threads: a rate-limited VIF's guest is held back (its ring stays full, no
+ * frame is dropped) and every frame is accounted for; limits change under traffic; admission
+ * control refuses guarantees beyond the capacity, naming the VIFs. The rate checks are upper
+ * bounds that a slow or loaded machine cannot break (a limit can only be exceeded by a bug).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hypervisor, SvnicError, VIF_DROP_COUNTERS } from '../../src/index.js';
+import type { StreamReport } from '../guests/stream.js';
+import { until } from '../helpers/until.js';
+
+const STREAM = new URL('../guests/stream.js', import.meta.url).href;
+const txDrops = (c: Record<string, number>): number =>
+  VIF_DROP_COUNTERS.filter((k) => k.startsWith('tx_')).reduce((s, k) => s + c[k]!, 0);
+
+test('a rate-limited guest sees backpressure, not drops; the limit holds and changes under traffic', async () => {
+  const hv = new Hypervisor();
+  try {
+    const dev = await hv.createDevice({ engines: 1 });
+    const g = await hv.startGuest({ module: STREAM });
+    const free = await hv.startGuest({ module: STREAM });
+    const t0 = performance.now();
+    const v = await hv.createVifFor(g, dev, { qos: { guestTx: { framesPerSec: 2000, burstFrames: 32 } } });
+    const vf = await hv.createVifFor(free, dev); // an unlimited neighbour on the same engine
+    g.send({ cmd: 'stream', dst: '02:be:ef:00:00:01' }); // unknown: to the (null) uplink
+    free.send({ cmd: 'stream', dst: '02:be:ef:00:00:02' });
+    await until(() => v.counters().tx_frames > 400, 'limited traffic flowing');
+    await until(() => vf.counters().tx_frames > 20_000, 'the neighbour is not held back');
+    let c = v.counters();
+    const elapsed = (performance.now() - t0) / 1000;
+    assert.ok(c.tx_frames <= 2000 * elapsed + 32 + 1, `tx_frames ${c.tx_frames} after ${elapsed.toFixed(2)} s exceeds the limit`);
+    assert.ok(c.qos_tx_holds > 0, 'the engine held the VIF');
+    assert.equal(txDrops(c), 0, 'no guest-TX drop');
+    // raise the limit under traffic: the VIF speeds up without a restart
+    const before = c.tx_frames;
+    const t1 = performance.now();
+    await dev.setVif(v.id, { qos: { guestTx: { framesPerSec: 20_000, burstFrames: 32 } } });
+    await until(() => v.counters().tx_frames > before + 4000, 'faster after the change');
+    const r = g.reports.length;
+    g.send({ cmd: 'stop' });
+    const rep = await g.report<StreamReport>((x) => g.reports.indexOf(x) >= r);
+    const t2 = performance.now();
+    c = v.counters();
+    assert.ok(c.tx_frames - before <= 20_000 * ((t2 - t1) / 1000) + 32 + 1 + 2000 * 0.01, 'new limit holds');
+    // the guest could only queue what the device took, plus one ring
+    assert.ok(rep.sent - c.tx_frames <= v.queueSize, `sent ${rep.sent}, taken ${c.tx_frames}`);
+    // the frames left in the ring drain at the limit; then every frame is accounted for
+    await until(() => v.counters().tx_frames === rep.sent, `all ${rep.sent} frames taken`);
+    const fr = free.reports.length;
+    free.send({ cmd: 'stop' });
+    const frep = await free.report<StreamReport>((x) => free.reports.indexOf(x) >= fr);
+    await until(() => vf.counters().tx_frames + txDrops(vf.counters()) === frep.sent, 'neighbour accounted');
+    assert.equal(txDrops(v.counters()), 0);
+    await until(() => dev.unaccounted() === 0, 'switch accounting balances');
+  } finally {
+    await hv.stop();
+  }
+});
+
+test('admission control refuses guarantees above the capacity and names the VIFs', async () => {
+  const hv = new Hypervisor();
+  try {
+    const none = await hv.createDevice({ name: 'nocap' });
+    await assert.rejects(none.createVif({ name: 'x', qos: { guaranteedBitsPerSec: 1e6 } }),
+      (e: SvnicError) => e.code === 'QOS_NO_CAPACITY' && /"x"/.test(e.message));
+    const dev = await hv.createDevice({ name: 'cap', qos: { capacityBitsPerSec: 100e6 } });
+    await dev.createVif({ name: 'a', qos: { guaranteedBitsPerSec: 60e6 } });
+    await assert.rejects(dev.createVif({ name: 'b', qos: { guaranteedBitsPerSec: 50e6 } }),
+      (e: SvnicError) => e.code === 'QOS_OVERCOMMIT' && /"a" 60 Mbit\/s/.test(e.message) && /"b" 50 Mbit\/s/.test(e.message));
+    assert.equal(dev.vifs().length, 1, 'the refused VIF was not created');
+    const b = await dev.createVif({ name: 'b', qos: { guaranteedBitsPerSec: 40e6 } });
+    await assert.rejects(dev.setVif(b.id, { qos: { guaranteedBitsPerSec: 41e6 } }), (e: SvnicError) => e.code === 'QOS_OVERCOMMIT');
+    await assert.rejects(dev.setQos({ capacityBitsPerSec: 90e6 }), (e: SvnicError) => e.code === 'QOS_OVERCOMMIT' && /"a"/.test(e.message));
+    await dev.setQos({ capacityBitsPerSec: 200e6 });
+    await dev.setVif(b.id, { qos: { guaranteedBitsPerSec: 140e6 } });
+    await assert.rejects(dev.createVif({ qos: { weight: 0 } }), (e: SvnicError) => e.code === 'BAD_QOS');
+    await assert.rejects(dev.createVif({ qos: { guestTx: { bitsPerSec: 1e6 }, guaranteedBitsPerSec: 2e6 } }), (e: SvnicError) => e.code === 'BAD_QOS');
+    await assert.rejects(dev.createVif({ qos: { priority: 9 } }), (e: SvnicError) => e.code === 'BAD_QOS');
+  } finally {
+    await hv.stop();
+  }
+});
