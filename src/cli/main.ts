@@ -13,4 +13,5 @@ program
 registerDemo(program);
 registerRun(program);
 registerBench(program);
+(await import('./bench-qos.js')).registerBenchQos(program);
 await program.parseAsync(process.argv);

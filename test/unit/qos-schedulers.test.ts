@@ -78,6 +78,33 @@ test('token bucket: a limit change mid-run keeps the debt and takes effect at on
   assert.ok(b.conforms() && b.byteBudget() === Infinity && !b.limited);
 });
 
+test('token bucket: a backlogged sender catches up a device stall (up to catchUpMs); an idle one saves only its burst', () => {
+  const b = new TokenBucket();
+  b.set(8e6, 2000, 0, 0, 0); // 1000 B/ms, burst 2000 B
+  b.charge(2000, 2); // balance 0
+  b.refill(50, true); // the engine did not run for 50 ms while frames waited
+  assert.equal(b.bytes, 50_000);
+  b.charge(50_000, 50);
+  b.refill(250, true); // a 200 ms stall: only catchUpMs (100 ms) is paid back
+  assert.equal(b.bytes, 100_000);
+  b.charge(100_000, 100);
+  b.refill(300); // idle for 50 ms: the burst caps it
+  assert.equal(b.bytes, 2000);
+  b.refill(300, true);
+  b.refill(300); // saved catch-up beyond the burst is not kept once the sender is idle
+  assert.equal(b.bytes, 2000);
+  // long run: a backlogged sender served in 30 ms gaps still gets the exact rate
+  let sent = 0;
+  for (let now = 300; now < 10_300; now += 30) {
+    b.refill(now, true);
+    while (b.conforms()) {
+      b.charge(1500, 1);
+      sent += 1500;
+    }
+  }
+  assert.ok(Math.abs(sent - (2000 + 9_990 * 1000)) <= 1500, `${sent}`);
+});
+
 /** Fake flows for DRR: each always has frames of a fixed size; a shared link gate with a capacity per pass. */
 class FakeLink implements DrrServer {
   outcome = MORE;

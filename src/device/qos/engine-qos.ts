@@ -69,6 +69,8 @@ export class EngineQos implements DrrServer {
   private heldN = 0;
   private readonly inHeld: Uint8Array;
   private readonly readyAt: Float64Array;
+  /** 1 = the VIF's ring ran dry since it was last served (its bucket saves up only its burst). */
+  private readonly wasIdle: Uint8Array;
   private readonly guaranteed: Int32Array;
   private guaranteedN = 0;
   private now = 0;
@@ -98,6 +100,7 @@ export class EngineQos implements DrrServer {
     this.held = new Int32Array(n);
     this.inHeld = new Uint8Array(n);
     this.readyAt = new Float64Array(n);
+    this.wasIdle = new Uint8Array(n).fill(1);
     this.guaranteed = new Int32Array(n);
   }
 
@@ -207,6 +210,7 @@ export class EngineQos implements DrrServer {
     this.rowSeq[slot] = -1;
     Object.assign(this.rows[slot]!, emptyQosRow());
     this.toUplink[slot] = 0;
+    this.wasIdle[slot] = 1;
     this.gen = -1;
   }
 
@@ -247,7 +251,7 @@ export class EngineQos implements DrrServer {
         this.enlist(s);
       } else i++;
     }
-    if (this.portOn) this.portBucket.refill(now);
+    if (this.portOn) this.portBucket.refill(now, this.drr.count !== 0 || this.prioN !== 0);
     this.prioBound.beginRound(now);
     this.frames = 0;
     if (this.prioN !== 0) this.pollPriority();
@@ -315,7 +319,7 @@ export class EngineQos implements DrrServer {
       const s = this.guaranteed[i]!;
       if (!this.drr.has(s) || this.gated(s)) continue;
       const m = this.min[s]!;
-      m.refill(this.now);
+      m.refill(this.now, true);
       if (!m.conforms()) continue;
       this.take(s, m.byteBudget(), VISIT_FRAMES, Infinity);
       if (this.outcome === EMPTY || this.outcome === HELD) this.drr.remove(s);
@@ -336,13 +340,18 @@ export class EngineQos implements DrrServer {
     const v = this.eng.vifs[s];
     if (v === undefined || v.dev === null) {
       if (v !== undefined) v.active = false;
+      this.wasIdle[s] = 1;
       return this.finish(s, EMPTY, 0);
     }
     const tb = this.tx[s]!;
     let maxBytes = budgetBytes < extraBytes ? budgetBytes : extraBytes;
     let maxFrames = maxFramesIn;
+    // A VIF that ran dry earlier saves up only its burst; one that stayed backlogged may catch up
+    // a stall of the engine (token-bucket.ts).
+    const backlogged = this.wasIdle[s] === 0;
+    this.wasIdle[s] = 0;
     if (tb.limited) {
-      tb.refill(this.now);
+      tb.refill(this.now, backlogged);
       if (!tb.conforms()) {
         this.hold(s, tb.waitMs());
         return this.finish(s, HELD, 0);
@@ -366,7 +375,10 @@ export class EngineQos implements DrrServer {
     this.frames += n;
     tb.charge(bytes, n);
     const m = this.min[s]!;
-    if (m.limited) m.charge(bytes, n);
+    if (m.limited) {
+      m.refill(this.now, backlogged);
+      m.charge(bytes, n);
+    }
     if (this.portOn) {
       const sentF = c[ec + EC.uplink_tx_frames]! - upF;
       this.portBucket.charge(c[ec + EC.uplink_tx_bytes]! - upB, sentF);
@@ -376,6 +388,7 @@ export class EngineQos implements DrrServer {
       // The ring ran dry (or broke): re-arm notifications and leave unless more arrived.
       if (v.dev !== null && v.dev.fromGuestQ.enableKicks()) return this.finish(s, MORE, bytes);
       v.active = false;
+      this.wasIdle[s] = 1;
       return this.finish(s, EMPTY, bytes);
     }
     if (tb.limited && !tb.conforms()) {
@@ -403,7 +416,7 @@ export class EngineQos implements DrrServer {
     const s = v.slot;
     const rb = this.rx[s]!;
     const q = this.rxHold[s]!;
-    rb.refill(this.now);
+    rb.refill(this.now, q.length !== 0);
     if (q.length === 0 && rb.conforms()) {
       rb.charge(len, 1);
       return true;
@@ -434,7 +447,7 @@ export class EngineQos implements DrrServer {
     const v = this.eng.vifs[s];
     if (q === null || v === undefined) return 0;
     const rb = this.rx[s]!;
-    rb.refill(this.now);
+    rb.refill(this.now, true);
     let n = 0;
     while (q.length !== 0 && (all || rb.conforms())) {
       const len = q.frontLength();
@@ -460,7 +473,7 @@ export class EngineQos implements DrrServer {
     if (this.drr.count !== 0 && (!this.portOn || this.portBucket.conforms())) return true;
     for (let i = 0; i < this.rxPendingN; i++) {
       const rb = this.rx[this.rxPending[i]!]!;
-      rb.refill(performance.now());
+      rb.refill(performance.now(), true);
       if (rb.conforms()) return true;
     }
     return false;

@@ -10,6 +10,13 @@
  * T the bytes admitted are at most burst + rate x T + one frame, so the long-run rate is exact.
  *
  * A rate of 0 in a dimension means "no limit in that dimension".
+ *
+ * Backlog catch-up: the burst caps what a sender saves up while it has nothing to send. A sender
+ * that is *backlogged* (frames waiting in its ring) but not served because the device itself was
+ * not running (an engine thread descheduled for longer than the burst, common on a loaded
+ * machine) has not been idle: refilled with `backlogged`, the bucket may save up to `catchUpMs`
+ * at the rate, so the device pays that stall back and the long-run rate holds. Any interval's
+ * bytes stay below max(burst, rate x catchUpMs) + rate x T + one frame.
  */
 
 export class TokenBucket {
@@ -24,6 +31,8 @@ export class TokenBucket {
   frames = 0;
   /** Time of the last refill (ms). */
   last = 0;
+  /** How much of a device stall a backlogged sender may catch up (ms at the rate). */
+  catchUpMs = 100;
 
   /** Any limit at all? */
   get limited(): boolean {
@@ -53,18 +62,23 @@ export class TokenBucket {
     this.last = now;
   }
 
-  /** Add the tokens earned since the last refill, up to the bursts. */
-  refill(now: number): void {
+  /**
+   * Add the tokens earned since the last refill, up to the bursts, or, for a `backlogged` sender,
+   * up to catchUpMs at the rate (see above).
+   */
+  refill(now: number, backlogged = false): void {
     const dt = now - this.last;
-    if (dt <= 0) return;
+    if (dt < 0) return;
     this.last = now;
     if (this.bytesPerMs !== 0) {
+      const cap = backlogged ? Math.max(this.burstBytes, this.bytesPerMs * this.catchUpMs) : this.burstBytes;
       const b = this.bytes + dt * this.bytesPerMs;
-      this.bytes = b > this.burstBytes ? this.burstBytes : b;
+      this.bytes = b > cap ? cap : b;
     }
     if (this.framesPerMs !== 0) {
+      const cap = backlogged ? Math.max(this.burstFrames, this.framesPerMs * this.catchUpMs) : this.burstFrames;
       const f = this.frames + dt * this.framesPerMs;
-      this.frames = f > this.burstFrames ? this.burstFrames : f;
+      this.frames = f > cap ? cap : f;
     }
   }
 
