@@ -81,3 +81,26 @@ test('admission control refuses guarantees above the capacity and names the VIFs
     await hv.stop();
   }
 });
+
+test('svnic run configs apply QoS to devices and VIFs', async () => {
+  const { validateConfig } = await import('../../src/config/schema.js');
+  const { applyConfig } = await import('../../src/config/apply.js');
+  const config = validateConfig({
+    device: { name: 'd', qos: { capacityBitsPerSec: 1e9 } },
+    guests: [{ name: 'g', module: STREAM, vifs: [{ name: 'v', qos: { weight: 3, guestTx: { framesPerSec: 5000 }, guaranteedBitsPerSec: 1e8 } }] }],
+  });
+  const run = await applyConfig(config, { startMessage: undefined });
+  try {
+    assert.equal(run.devices.get('d')!.qos.capacityBitsPerSec, 1e9);
+    assert.deepEqual(run.vifs.get('v')!.settings.qos, { weight: 3, guestTx: { framesPerSec: 5000 }, guaranteedBitsPerSec: 1e8 });
+    // and the engine holds the VIF to its limit
+    const g = run.guests.get('g')!;
+    const v = run.vifs.get('v')!;
+    const t0 = performance.now();
+    g.send({ cmd: 'stream', dst: '02:be:ef:00:00:03' });
+    await until(() => v.counters().qos_tx_holds > 0, 'the limit holds the VIF');
+    assert.ok(v.counters().tx_frames <= 5000 * ((performance.now() - t0) / 1000) + 32 + 1);
+  } finally {
+    await run.stop();
+  }
+});
