@@ -29,6 +29,8 @@ const UPLINK_DST = '02:be:ef:00:00:01'; // nobody's MAC: to the uplink
 export interface QosOptions {
   quick?: boolean;
   json?: string;
+  /** The command line, recorded in the JSON. */
+  command?: string;
   /** Uplink capacity in the shares scenario (bits/s; default 1 Gbit/s). */
   capacity?: number;
   log?: (line: string) => void;
@@ -194,7 +196,7 @@ export async function runQos(opts: QosOptions = {}) {
   const idle = p[0]!.p99us;
   log(`  p99 / idle p99: no QoS ${round(p[1]!.p99us / idle, 2)}x, priority ${round(p[2]!.p99us / idle, 2)}x (target <= 2x with priority)`);
 
-  const result = { benchmark: 'svnic bench qos', date: started, machine, shares: s, limits: l, priority: p };
+  const result = { benchmark: 'svnic bench qos', command: opts.command ?? 'svnic bench qos', date: started, machine, shares: s, limits: l, priority: p };
   if (opts.json) await writeFile(opts.json, JSON.stringify(result, null, 2));
   return result;
 }

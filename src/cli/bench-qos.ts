@@ -21,6 +21,6 @@ Scenarios (one device engine; the contending VIFs belong to one guest thread, so
             QoS, and with the neighbours and the pinger at priority 1 (3 threads on 2 cores)`)
     .action(async (opts: { quick?: boolean; capacity?: number; json?: string }) => {
       const { runQos } = await import('../../bench/qos.js');
-      await runQos({ quick: opts.quick, capacity: opts.capacity, json: opts.json });
+      await runQos({ quick: opts.quick, capacity: opts.capacity, json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' ') });
     });
 }
