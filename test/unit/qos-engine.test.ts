@@ -267,3 +267,22 @@ test('with a capacity, the priority classes together get at most priorityShare o
   const share = d[1]! / (d[0]! + d[1]!);
   assert.ok(share > 0.24 && share < 0.26, `priority share ${share}`);
 });
+
+test('a guarantee is a floor: a low-weight VIF gets its guaranteed rate, the rest is shared by weight', () => {
+  const rig = new QosRig(2);
+  writeQosPort(rig.table, { capacityBps: 100e6, priorityShare: 0.5, quantum: DEFAULT_QUANTUM });
+  rig.qos(0, { weight: 1, minBps: 60e6 });
+  rig.qos(1, { weight: 9 });
+  const before = [0, 1].map((s) => rig.vif(s).tx_bytes);
+  for (let t = 0; t < 20_000; t++) {
+    rig.fill(0, NOBODY, 1500);
+    rig.fill(1, NOBODY, 1500);
+    rig.step(0.05); // 1000 fake ms: 12.5 MB of capacity
+  }
+  const d = [0, 1].map((s) => rig.vif(s).tx_bytes - before[s]!);
+  const total = d[0]! + d[1]!;
+  assert.ok(total >= 12.5e6 - 1500 && total <= 12.5e6 + 62_500 + 1500, `total ${total}`);
+  // 60 % guaranteed; without the guarantee weight 1 of 10 would give it 10 %
+  assert.ok(d[0]! / total >= 0.6 - 0.005, `guaranteed VIF got ${d[0]! / total}`);
+  assert.ok(d[0]! / total <= 0.6 + 0.4 * 0.1 + 0.005, `guaranteed VIF got more than its floor plus its weighted share: ${d[0]! / total}`);
+});
