@@ -240,7 +240,7 @@ export class Device extends EventEmitter {
       if (!Number.isInteger(engine) || engine < 0 || engine >= this.engines.length) throw new SvnicError('BAD_OPTION', `engine must be in 0..${this.engines.length - 1}, got ${engine}`);
       const qosRow = vifQosRow(opts.qos, id);
       this.admitQos(this.qosPort, id, engine, qosRow.minBps);
-      settings.qos = opts.qos ?? {};
+      settings.qos = structuredClone(opts.qos ?? {});
       const sab = createVifMemory(slot, queueSize, mtu, mac);
       const v = new Vif(this, id, slot, engine, sab, mac, mtu, segment, queueSize, settings);
       writeQosRow(this.qosSab, slot, qosRow); // before the engine gets the VIF: it reads the row on add
@@ -320,6 +320,7 @@ export class Device extends EventEmitter {
       checkSettings(next);
       const { qos, ...rest } = change;
       const qosRow = qos !== undefined ? vifQosRow(qos, id) : null;
+      if (qos !== undefined) next.qos = structuredClone(qos);
       if (qosRow) this.admitQos(this.qosPort, id, v.engine, qosRow.minBps);
       v.settings = next;
       v.mac = next.mac;
