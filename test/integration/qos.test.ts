@@ -104,3 +104,16 @@ test('svnic run configs apply QoS to devices and VIFs', async () => {
     await run.stop();
   }
 });
+
+test('with two engines, guarantees are admitted against each engine\'s share of the capacity', async () => {
+  const hv = new Hypervisor();
+  try {
+    const dev = await hv.createDevice({ engines: 2, qos: { capacityBitsPerSec: 100e6 } });
+    await dev.createVif({ name: 'a', engine: 0, qos: { guaranteedBitsPerSec: 40e6 } });
+    await assert.rejects(dev.createVif({ name: 'b', engine: 0, qos: { guaranteedBitsPerSec: 20e6 } }),
+      (e: SvnicError) => e.code === 'QOS_OVERCOMMIT' && /engine 0's share/.test(e.message) && /"a"/.test(e.message) && /"b"/.test(e.message));
+    await dev.createVif({ name: 'c', engine: 1, qos: { guaranteedBitsPerSec: 20e6 } });
+  } finally {
+    await hv.stop();
+  }
+});

@@ -286,3 +286,56 @@ test('a guarantee is a floor: a low-weight VIF gets its guaranteed rate, the res
   assert.ok(d[0]! / total >= 0.6 - 0.005, `guaranteed VIF got ${d[0]! / total}`);
   assert.ok(d[0]! / total <= 0.6 + 0.4 * 0.1 + 0.005, `guaranteed VIF got more than its floor plus its weighted share: ${d[0]! / total}`);
 });
+
+test('the port gate holds only VIFs that send to the uplink; VIF-to-VIF traffic keeps flowing', () => {
+  const rig = new QosRig(3);
+  writeQosPort(rig.table, { capacityBps: 8e6, priorityShare: 0.5, quantum: DEFAULT_QUANTUM }); // 1000 B/ms
+  rig.qos(0, { weight: 1 });
+  let local = 0;
+  for (let t = 0; t < 1000; t++) {
+    rig.fill(0, NOBODY, 1000); // to the slow uplink
+    rig.fill(1, macOf(2), 1000); // to VIF 2 on the same engine
+    rig.step(0.1); // 100 fake ms
+    local += rig.nics[2]!.receive();
+    rig.nics[2]!.release();
+  }
+  const up = rig.vif(0).tx_bytes;
+  assert.ok(up <= 100 * 1000 + 16384 + 1000, `uplink got ${up}`);
+  assert.ok(local > 5 * up / 1000, `local frames ${local} vs uplink frames ${up / 1000}`);
+  assert.equal(rig.vif(2).rx_no_buffer + local, rig.vif(1).tx_frames);
+});
+
+test('switching QoS off places frames still queued for guest RX and hands VIFs back', () => {
+  const rig = new QosRig(2);
+  rig.qos(1, { rxPps: 100, rxBurstFrames: 1 });
+  rig.fill(0, macOf(1), 64);
+  rig.step(0.01);
+  const queued = rig.vif(1).qos_rx_queued;
+  assert.ok(queued > 10);
+  writeQosRow(rig.table, 1, emptyQosRow());
+  rig.step(0.01);
+  const c = rig.vif(1);
+  assert.equal(c.rx_frames + c.rx_no_buffer, rig.vif(0).tx_frames);
+  assert.equal(c.rx_qos_overflow + c.rx_qos_flushed, 0);
+  assert.equal(rig.unaccounted(), 0);
+  rig.nics[1]!.receive();
+  rig.nics[1]!.release();
+  rig.fill(0, macOf(1), 64);
+  rig.step(0.01);
+  assert.ok(rig.vif(1).rx_frames > c.rx_frames, 'frames flow after QoS was switched off');
+});
+
+test('the QoS table: a row caught mid-write is not read; a stable row is', async () => {
+  const { readQosRow, rowOffset, Q } = await import('../../src/layout/qos.js');
+  const t = createQosTable(2);
+  writeQosRow(t, 1, { ...emptyQosRow(), enabled: true, weight: 7, txBps: 5e6 });
+  const i = new Int32Array(t);
+  const f = new Float64Array(t);
+  const out = emptyQosRow();
+  assert.ok(readQosRow(i, f, 1, out) >= 0);
+  assert.equal(out.weight, 7);
+  assert.equal(out.txBps, 5e6);
+  assert.equal(out.enabled, true);
+  Atomics.add(i, (rowOffset(1) + Q.SEQ) >> 2, 1); // a writer is in the middle of it
+  assert.equal(readQosRow(i, f, 1, out), -1);
+});
