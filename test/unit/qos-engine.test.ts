@@ -339,3 +339,18 @@ test('the QoS table: a row caught mid-write is not read; a stable row is', async
   Atomics.add(i, (rowOffset(1) + Q.SEQ) >> 2, 1); // a writer is in the middle of it
   assert.equal(readQosRow(i, f, 1, out), -1);
 });
+
+test('without a capacity, weights share the engine itself: bytes per iteration follow the weights', () => {
+  const rig = new QosRig(2);
+  rig.qos(0, { weight: 1 });
+  rig.qos(1, { weight: 3 });
+  const before = [0, 1].map((s) => rig.vif(s).tx_bytes);
+  for (let t = 0; t < 1000; t++) {
+    rig.fill(0, NOBODY, 1500);
+    rig.fill(1, NOBODY, 1500);
+    rig.step(0.001);
+  }
+  const d = [0, 1].map((s) => rig.vif(s).tx_bytes - before[s]!);
+  assert.ok(Math.abs(d[1]! / d[0]! - 3) < 0.01, `ratio ${d[1]! / d[0]!}`);
+  assert.ok(d[0]! >= 1000 * DEFAULT_QUANTUM - 1500, `${d[0]}`);
+});
