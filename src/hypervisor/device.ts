@@ -121,7 +121,7 @@ export class Device extends EventEmitter {
     this.ringSlots = opts.ringSlots ?? 512;
     this.counterSab = createCounters(maxVifs, engines);
     this.qosPort = devicePort(opts.qos);
-    this.qosSab = createQosTable(maxVifs);
+    this.qosSab = createQosTable(maxVifs, engines);
     writeQosPort(this.qosSab, this.qosPort);
     this.f64 = new Float64Array(this.counterSab);
     this.slots = new Array(maxVifs).fill(null);
@@ -239,7 +239,7 @@ export class Device extends EventEmitter {
       const engine = opts.engine ?? this.leastLoadedEngine();
       if (!Number.isInteger(engine) || engine < 0 || engine >= this.engines.length) throw new SvnicError('BAD_OPTION', `engine must be in 0..${this.engines.length - 1}, got ${engine}`);
       const qosRow = vifQosRow(opts.qos, id);
-      this.admitQos(this.qosPort, id, engine, qosRow.minBps);
+      this.admitQos(this.qosPort, id, qosRow.minBps);
       settings.qos = structuredClone(opts.qos ?? {});
       const sab = createVifMemory(slot, queueSize, mtu, mac);
       const v = new Vif(this, id, slot, engine, sab, mac, mtu, segment, queueSize, settings);
@@ -321,7 +321,7 @@ export class Device extends EventEmitter {
       const { qos, ...rest } = change;
       const qosRow = qos !== undefined ? vifQosRow(qos, id) : null;
       if (qos !== undefined) next.qos = structuredClone(qos);
-      if (qosRow) this.admitQos(this.qosPort, id, v.engine, qosRow.minBps);
+      if (qosRow) this.admitQos(this.qosPort, id, qosRow.minBps);
       v.settings = next;
       v.mac = next.mac;
       v.mtu = next.mtu;
@@ -342,7 +342,7 @@ export class Device extends EventEmitter {
     return this.serial(async () => {
       this.live();
       const port = devicePort(q);
-      this.admitQos(port, null, 0, 0);
+      this.admitQos(port, null, 0);
       this.qosPort = port;
       writeQosPort(this.qosSab, port);
     });
@@ -353,12 +353,12 @@ export class Device extends EventEmitter {
     return { capacityBitsPerSec: p.capacityBps, priorityShare: p.priorityShare, quantumBytes: p.quantum };
   }
 
-  /** Admission control with VIF `id` (on `engine`) guaranteed `bps` (replacing its current guarantee). */
-  private admitQos(port: QosPort, id: string | null, engine: number, bps: number): void {
+  /** Admission control with VIF `id` guaranteed `bps` (replacing its current guarantee). */
+  private admitQos(port: QosPort, id: string | null, bps: number): void {
     const all = [...this.vifsById.values()].filter((o) => o.id !== id)
-      .map((o) => ({ vif: o.id, engine: o.engine, bps: o.settings.qos.guaranteedBitsPerSec ?? 0 }));
-    if (id !== null) all.push({ vif: id, engine, bps });
-    admit(this.name, port, this.engines.length, all);
+      .map((o) => ({ vif: o.id, bps: o.settings.qos.guaranteedBitsPerSec ?? 0 }));
+    if (id !== null) all.push({ vif: id, bps });
+    admit(this.name, port, all);
   }
 
   private autoMac(slot: number): string {

@@ -114,28 +114,23 @@ export function fmtRate(bps: number): string {
 
 export interface Guarantee {
   vif: string;
-  engine: number;
   bps: number;
 }
 
 /**
- * Admission control: each engine shapes its uplink traffic to capacity / engines, so the
- * guarantees of the VIFs on one engine must fit in that share. Throws QOS_OVERCOMMIT naming the
- * VIFs, or QOS_NO_CAPACITY when a guarantee is asked of a device without a capacity.
+ * Admission control: the guarantees of all VIFs of a device must fit in its uplink capacity.
+ * (Engines share the uplink so that each gets at least the guarantees of its VIFs that are
+ * sending: device/qos/engine-qos.ts.) Throws QOS_OVERCOMMIT naming the VIFs, or
+ * QOS_NO_CAPACITY when a guarantee is asked of a device without a capacity.
  */
-export function admit(device: string, port: QosPort, engines: number, all: Guarantee[]): void {
+export function admit(device: string, port: QosPort, all: Guarantee[]): void {
   const asked = all.filter((g) => g.bps > 0);
   if (asked.length === 0) return;
   if (port.capacityBps <= 0) {
     throw new SvnicError('QOS_NO_CAPACITY', `device ${device} has no uplink capacity configured, so it cannot guarantee rates (VIFs ${asked.map((g) => `"${g.vif}"`).join(', ')}); set the device's qos.capacityBitsPerSec`);
   }
-  const share = port.capacityBps / engines;
-  for (let e = 0; e < engines; e++) {
-    const on = asked.filter((g) => g.engine === e);
-    const sum = on.reduce((s, g) => s + g.bps, 0);
-    if (sum > share * (1 + 1e-9)) {
-      const where = engines === 1 ? `the uplink capacity ${fmtRate(port.capacityBps)}` : `engine ${e}'s share of the uplink capacity (${fmtRate(port.capacityBps)} / ${engines} engines = ${fmtRate(share)})`;
-      throw new SvnicError('QOS_OVERCOMMIT', `guaranteed rates on device ${device} would add up to ${fmtRate(sum)}, more than ${where}: ${on.map((g) => `"${g.vif}" ${fmtRate(g.bps)}`).join(', ')}; lower a guarantee or raise qos.capacityBitsPerSec`);
-    }
+  const sum = asked.reduce((s, g) => s + g.bps, 0);
+  if (sum > port.capacityBps * (1 + 1e-9)) {
+    throw new SvnicError('QOS_OVERCOMMIT', `guaranteed rates on device ${device} would add up to ${fmtRate(sum)}, more than its uplink capacity ${fmtRate(port.capacityBps)}: ${asked.map((g) => `"${g.vif}" ${fmtRate(g.bps)}`).join(', ')}; lower a guarantee or raise qos.capacityBitsPerSec`);
   }
 }

@@ -23,8 +23,19 @@
  *        | +0x48 guest RX frames/s   +0x50 guest RX burst frames        |
  *        | +0x58 guaranteed bits/s f64 (toward the uplink)              |
  *        | VIF row 1 ...   (maxVifs rows)                               |
+ *        +--------------------------------------------------------------+ demandOffset(maxVifs)
+ *        | engine 0 demand (64 B, written only by engine 0):            |
+ *        | +0x00 weight f64: sum of the weights of its VIFs waiting for |
+ *        |       the uplink    +0x08 guaranteed bits/s f64 of those VIFs|
+ *        | engine 1 demand ...  (engines lines)                          |
  *        +--------------------------------------------------------------+
  * ```
+ *
+ * The demand lines let engines share one uplink by weight: each engine shapes its uplink traffic
+ * to (its guarantees) + (capacity - all guarantees) x (its weight / all weights), recomputed
+ * about every 0.5 ms from the other engines' lines (device/qos/engine-qos.ts). An engine writes
+ * only its own line (plain float64 stores; a reader may see an old value, never a torn one on
+ * x86-64, as with the counters).
  *
  * Seqlock protocol (one writer): the writer adds 1 to the row's SEQ (odd: writing), stores the
  * fields, adds 1 again (even), then adds 1 to GEN. A reader loads SEQ, skips the row if odd,
@@ -35,7 +46,7 @@
 
 export const QOS_MAGIC = 0x53515653; // 'SVQS'
 export const QOS_LAYOUT_VERSION = 1;
-export const QOS_HEADER = { MAGIC: 0, VERSION: 1, GEN: 2 } as const; // Int32 indices
+export const QOS_HEADER = { MAGIC: 0, VERSION: 1, GEN: 2, ENGINES: 3 } as const; // Int32 indices
 export const PORT_OFFSET = 0x40;
 export const ROWS_OFFSET = 0x80;
 export const ROW_BYTES = 128;
@@ -63,6 +74,10 @@ export const Q = {
 export const FLAG_QOS = 1;
 
 export const rowOffset = (slot: number): number => ROWS_OFFSET + slot * ROW_BYTES;
+export const DEMAND_BYTES = 64;
+export const demandOffset = (maxVifs: number): number => ROWS_OFFSET + maxVifs * ROW_BYTES;
+/** Float64 index of engine e's demand line (weight at +0, guaranteed bits/s at +1). */
+export const demandIndex = (maxVifs: number, engine: number): number => (demandOffset(maxVifs) + engine * DEMAND_BYTES) / 8;
 
 /** The numbers of one VIF row, as the engine holds them. */
 export interface QosRow {
@@ -89,11 +104,12 @@ export interface QosPort {
 export const DEFAULT_QUANTUM = 6072; // 4 full 1518 B frames per unit of weight and turn
 export const DEFAULT_PRIORITY_SHARE = 0.5;
 
-export function createQosTable(maxVifs: number): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(ROWS_OFFSET + maxVifs * ROW_BYTES);
+export function createQosTable(maxVifs: number, engines = 1): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(demandOffset(maxVifs) + engines * DEMAND_BYTES);
   const i = new Int32Array(sab);
   i[QOS_HEADER.MAGIC] = QOS_MAGIC;
   i[QOS_HEADER.VERSION] = QOS_LAYOUT_VERSION;
+  i[QOS_HEADER.ENGINES] = engines;
   const f = new Float64Array(sab);
   f[(PORT_OFFSET + PORT.PRIORITY_SHARE) / 8] = DEFAULT_PRIORITY_SHARE;
   f[(PORT_OFFSET + PORT.QUANTUM) / 8] = DEFAULT_QUANTUM;
@@ -101,11 +117,12 @@ export function createQosTable(maxVifs: number): SharedArrayBuffer {
   return sab;
 }
 
-/** Check magic and version on attach. */
-export function checkQosTable(sab: SharedArrayBuffer): void {
+/** Check magic, version and size on attach. */
+export function checkQosTable(sab: SharedArrayBuffer, maxVifs: number, engines: number): void {
   const i = new Int32Array(sab);
-  if (i[QOS_HEADER.MAGIC] !== QOS_MAGIC || i[QOS_HEADER.VERSION] !== QOS_LAYOUT_VERSION) {
-    throw new RangeError('not a QoS table of this layout version');
+  if (i[QOS_HEADER.MAGIC] !== QOS_MAGIC || i[QOS_HEADER.VERSION] !== QOS_LAYOUT_VERSION ||
+    i[QOS_HEADER.ENGINES]! < engines || sab.byteLength < demandOffset(maxVifs) + engines * DEMAND_BYTES) {
+    throw new RangeError('not a QoS table of this layout version and size');
   }
 }
 

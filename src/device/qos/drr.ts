@@ -54,6 +54,11 @@ export class Drr {
     return this.n;
   }
 
+  /** The i-th flow of the rotation (0 <= i < count). */
+  flowAt(i: number): number {
+    return this.order[i]!;
+  }
+
   has(flow: number): boolean {
     return this.member[flow] === 1;
   }

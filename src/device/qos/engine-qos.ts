@@ -20,7 +20,7 @@
  * VIF behind the same ring, hence the bounded queue.
  */
 import { EC, VC } from '../../layout/counters.js';
-import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, type QosPort, type QosRow } from '../../layout/qos.js';
+import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, demandIndex, type QosPort, type QosRow } from '../../layout/qos.js';
 import { maxFrameBytes } from '../../layout/vif.js';
 import type { Engine } from '../engine.js';
 import type { EngineVif } from '../engine-vif.js';
@@ -33,6 +33,8 @@ import { HoldQueue } from './hold-queue.js';
 export const RX_HOLD_FRAMES = 128;
 /** Most frames one visit takes (the DRR quantum bounds bytes; this bounds tiny frames). */
 const VISIT_FRAMES = 1024;
+/** How often an engine recomputes its share of the uplink from all engines' demand (ms). */
+const SHARE_EVERY_MS = 0.5;
 
 export class EngineQos implements DrrServer {
   /** Serve through QoS (some VIF has QoS, or the port has a capacity)? */
@@ -49,9 +51,15 @@ export class EngineQos implements DrrServer {
   private readonly scratch = emptyQosRow();
   readonly drr: Drr;
   readonly prioBound: PriorityBound;
-  /** The uplink port's share of this engine: capacity / engines (no shaping when 0). */
+  /** This engine's share of the uplink port (no shaping without a capacity). */
   readonly portBucket = new TokenBucket();
   private portOn = false;
+  /** Float64 index of this engine's demand line in the table, and of engine 0's. */
+  private readonly myDemand: number;
+  private readonly demand0: number;
+  private shareAt = -Infinity;
+  /** The rate (bits/s) the port bucket runs at now. */
+  portRate = 0;
   readonly tx: TokenBucket[];
   readonly rx: TokenBucket[];
   readonly min: TokenBucket[];
@@ -78,7 +86,7 @@ export class EngineQos implements DrrServer {
   private frames = 0;
 
   constructor(eng: Engine, table: SharedArrayBuffer) {
-    checkQosTable(table);
+    checkQosTable(table, eng.cfg.maxVifs, eng.cfg.engines);
     this.eng = eng;
     this.i32 = new Int32Array(table);
     this.f64 = new Float64Array(table);
@@ -102,6 +110,8 @@ export class EngineQos implements DrrServer {
     this.readyAt = new Float64Array(n);
     this.wasIdle = new Uint8Array(n).fill(1);
     this.guaranteed = new Int32Array(n);
+    this.myDemand = demandIndex(n, eng.cfg.index);
+    this.demand0 = demandIndex(n, 0);
   }
 
   // ---- parameters (read from the table when its GEN moves) ---------------------------------
@@ -123,9 +133,11 @@ export class EngineQos implements DrrServer {
   private reload(g: number, now: number): void {
     if (readQosPort(this.i32, this.f64, this.port) < 0) return; // writer busy: next iteration
     const engines = this.eng.cfg.engines;
-    this.portBucket.set(this.port.capacityBps / engines, 0, 0, 0, now);
+    this.portRate = this.port.capacityBps / engines;
+    this.portBucket.set(this.portRate, this.port.capacityBps / 8 / 1000 * 5, 0, 0, now);
     this.portOn = this.portBucket.limited;
-    this.prioBound.setShare(this.port.capacityBps / engines, this.port.priorityShare, now);
+    this.shareAt = -Infinity;
+    this.prioBound.setShare(this.portRate, this.port.priorityShare, now);
     this.drr.quantum = this.port.quantum;
     let complete = true;
     const vifs = this.eng.vifs;
@@ -251,7 +263,10 @@ export class EngineQos implements DrrServer {
         this.enlist(s);
       } else i++;
     }
-    if (this.portOn) this.portBucket.refill(now, this.drr.count !== 0 || this.prioN !== 0);
+    if (this.portOn) {
+      if (this.eng.cfg.engines > 1 && now - this.shareAt >= SHARE_EVERY_MS) this.reshare(now);
+      this.portBucket.refill(now, this.drr.count !== 0 || this.prioN !== 0);
+    }
     this.prioBound.beginRound(now);
     this.frames = 0;
     if (this.prioN !== 0) this.pollPriority();
@@ -259,6 +274,50 @@ export class EngineQos implements DrrServer {
     this.drr.pass(this);
     if (this.rxPendingN !== 0) this.frames += this.drainPendingRx();
     return this.frames;
+  }
+
+  /**
+   * Several engines, one uplink: publish this engine's demand (the weights, and guarantees, of
+   * its VIFs waiting for the uplink) and shape its port bucket to its guarantees plus its weighted
+   * share of the rest of the capacity (layout/qos.ts). Engines without demand keep a trickle (0.1 %
+   * of the capacity) so a VIF that starts sending is not stuck until the next recompute.
+   */
+  private reshare(now: number): void {
+    this.shareAt = now;
+    let w = 0;
+    let g = 0;
+    for (let i = 0; i < this.drr.count; i++) {
+      const s = this.drr.flowAt(i);
+      if (this.toUplink[s] === 1) {
+        w += this.drr.weight[s]!;
+        g += this.rows[s]!.minBps;
+      }
+    }
+    for (let i = 0; i < this.prioN; i++) {
+      const s = this.prio[i]!;
+      if (this.toUplink[s] === 1) {
+        w += this.drr.weight[s]!;
+        g += this.rows[s]!.minBps;
+      }
+    }
+    const f = this.f64;
+    f[this.myDemand] = w;
+    f[this.myDemand + 1] = g;
+    let totW = 0;
+    let totG = 0;
+    const step = 64 / 8;
+    for (let e = 0; e < this.eng.cfg.engines; e++) {
+      totW += f[this.demand0 + e * step]!;
+      totG += f[this.demand0 + e * step + 1]!;
+    }
+    const cap = this.port.capacityBps;
+    const rest = cap > totG ? cap - totG : 0;
+    let rate = g + (totW > 0 ? (rest * w) / totW : rest / this.eng.cfg.engines);
+    if (rate < cap * 0.001) rate = cap * 0.001;
+    if (Math.abs(rate - this.portRate) > this.portRate * 0.001) {
+      this.portRate = rate;
+      this.portBucket.set(rate, cap / 8 / 1000 * 5, 0, 0, now);
+    }
   }
 
   private enlist(s: number): void {
