@@ -9,7 +9,8 @@
  *     DRR rotation (drr.ts); VIFs held by their own limit wait on a timer list instead.
  *  2. Priority VIFs are served first and again before every DRR visit (priority.ts bounds them).
  *  3. VIFs with a guarantee and tokens left in it are served toward it.
- *  4. One DRR pass over the rest; the port (capacity / engines) is the pass's shared gate.
+ *  4. One DRR pass over the rest; this engine's share of the uplink port is the pass's shared gate
+ *     (engines split the capacity by the demand they publish: reshare()).
  * Over its limit a VIF is *held*: the engine stops taking its descriptors, so the guest's ring
  * fills and its driver sees a full ring (backpressure). Nothing is dropped on guest TX.
  *
