@@ -271,3 +271,12 @@ test('priority bound: at most framesPerRound frames per iteration, and at most s
   const burst = q.share.burstBytes;
   assert.ok(bytes <= 2500 * 1000 + burst + 1000 && bytes >= 2500 * 1000 - 1000, `${bytes}`);
 });
+
+test('port share: guarantees first, the rest by weight; no demand splits evenly; a trickle floor', async () => {
+  const { portShare } = await import('../../src/device/qos/port-share.js');
+  assert.equal(portShare(400, 2, 1, 0, 4, 0), 100);
+  assert.equal(portShare(400, 2, 3, 0, 4, 0), 300);
+  assert.equal(portShare(400, 2, 1, 200, 4, 200), 250); // 200 + 200 x 1/4
+  assert.equal(portShare(400, 2, 0, 0, 0, 0), 200);
+  assert.equal(portShare(1000, 2, 0, 0, 5, 0), 1); // 0.1 % trickle
+});

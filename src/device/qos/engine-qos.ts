@@ -22,16 +22,14 @@
  */
 import { EC, VC } from '../../layout/counters.js';
 import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, demandIndex, type QosPort, type QosRow } from '../../layout/qos.js';
-import { maxFrameBytes } from '../../layout/vif.js';
 import type { Engine } from '../engine.js';
 import type { EngineVif } from '../engine-vif.js';
 import { TokenBucket } from './token-bucket.js';
 import { Drr, MORE, EMPTY, HELD, GATED, type DrrServer } from './drr.js';
 import { PriorityBound } from './priority.js';
-import { HoldQueue } from './hold-queue.js';
+import { GuestRxLimit } from './guest-rx-limit.js';
+import { portShare } from './port-share.js';
 
-/** Frames a guest-RX hold queue keeps per VIF. */
-export const RX_HOLD_FRAMES = 128;
 /** Most frames one visit takes (the DRR quantum bounds bytes; this bounds tiny frames). */
 const VISIT_FRAMES = 1024;
 /** How often an engine recomputes its share of the uplink from all engines' demand (ms). */
@@ -62,15 +60,13 @@ export class EngineQos implements DrrServer {
   /** The rate (bits/s) the port bucket runs at now. */
   portRate = 0;
   readonly tx: TokenBucket[];
-  readonly rx: TokenBucket[];
+  /** Guest-RX limits and their hold queues. */
+  readonly rxLimit: GuestRxLimit;
   readonly min: TokenBucket[];
   /** 1 = the VIF's last frame went to the uplink: it waits for the port. */
   private readonly toUplink: Uint8Array;
   /** Read by Engine.deliver for every frame: 1 = this VIF has a guest-RX limit. */
   readonly rxLimited: Uint8Array;
-  private readonly rxHold: (HoldQueue | null)[];
-  private readonly rxPending: Int32Array;
-  private rxPendingN = 0;
   private readonly prio: Int32Array; // priority flows, highest class first
   private prioN = 0;
   private readonly inPrio: Uint8Array;
@@ -98,12 +94,10 @@ export class EngineQos implements DrrServer {
     this.drr = new Drr(n, this.port.quantum);
     this.prioBound = new PriorityBound(eng.cfg.batch);
     this.tx = Array.from({ length: n }, () => new TokenBucket());
-    this.rx = Array.from({ length: n }, () => new TokenBucket());
+    this.rxLimit = new GuestRxLimit(eng);
+    this.rxLimited = this.rxLimit.limited;
     this.min = Array.from({ length: n }, () => new TokenBucket());
     this.toUplink = new Uint8Array(n);
-    this.rxLimited = new Uint8Array(n);
-    this.rxHold = new Array(n).fill(null);
-    this.rxPending = new Int32Array(n);
     this.prio = new Int32Array(n);
     this.inPrio = new Uint8Array(n);
     this.held = new Int32Array(n);
@@ -174,13 +168,9 @@ export class EngineQos implements DrrServer {
     Object.assign(r, n);
     if (!r.enabled) Object.assign(r, emptyQosRow());
     this.tx[s]!.set(r.txBps, r.txBurstBytes, r.txPps, r.txBurstFrames, now);
-    this.rx[s]!.set(r.rxBps, r.rxBurstBytes, r.rxPps, r.rxBurstFrames, now);
+    this.rxLimit.configure(s, r.rxBps, r.rxBurstBytes, r.rxPps, r.rxBurstFrames, now);
     this.min[s]!.set(r.minBps, 0, 0, 0, now);
     this.drr.weight[s] = r.weight > 0 ? r.weight : 1;
-    const rxOn = this.rx[s]!.limited;
-    if (rxOn && this.rxHold[s] === null) this.rxHold[s] = new HoldQueue(RX_HOLD_FRAMES, maxFrameBytes(this.eng.vifs[s]!.mtu));
-    if (!rxOn && this.rxLimited[s] === 1) this.drainRx(s, true);
-    this.rxLimited[s] = rxOn ? 1 : 0;
     // A VIF changing class leaves its lists; it rejoins through the active list.
     if (prioChanged && (this.inPrio[s] === 1 || this.drr.has(s) || this.inHeld[s] === 1)) {
       this.unlist(s);
@@ -197,8 +187,8 @@ export class EngineQos implements DrrServer {
         this.unlist(s);
         this.release(v);
       }
-      if (this.rxHold[s] !== null) this.drainRx(s, true);
     }
+    this.rxLimit.releaseAll();
   }
 
   /** Back onto the engine's active list (it is still marked active). */
@@ -210,16 +200,7 @@ export class EngineQos implements DrrServer {
   /** The VIF left the engine: drop it from every list; queued RX frames count as rx_qos_flushed. */
   forget(slot: number): void {
     this.unlist(slot);
-    const q = this.rxHold[slot];
-    if (q !== null) {
-      this.c[this.eng.vifs[slot]!.counterBase + VC.rx_qos_flushed] += q.length;
-      while (q.length !== 0) q.pop();
-    }
-    this.rxHold[slot] = null;
-    this.rxLimited[slot] = 0;
-    for (let i = 0; i < this.rxPendingN; i++) {
-      if (this.rxPending[i] === slot) this.rxPending[i] = this.rxPending[--this.rxPendingN]!;
-    }
+    this.rxLimit.forget(slot);
     this.rowSeq[slot] = -1;
     Object.assign(this.rows[slot]!, emptyQosRow());
     this.toUplink[slot] = 0;
@@ -273,7 +254,10 @@ export class EngineQos implements DrrServer {
     if (this.prioN !== 0) this.pollPriority();
     if (this.guaranteedN !== 0) this.serveGuarantees();
     this.drr.pass(this);
-    if (this.rxPendingN !== 0) this.frames += this.drainPendingRx();
+    if (this.rxLimit.queued) {
+      this.rxLimit.now = now;
+      this.frames += this.rxLimit.drainPending();
+    }
     return this.frames;
   }
 
@@ -312,9 +296,7 @@ export class EngineQos implements DrrServer {
       totG += f[this.demand0 + e * step + 1]!;
     }
     const cap = this.port.capacityBps;
-    const rest = cap > totG ? cap - totG : 0;
-    let rate = g + (totW > 0 ? (rest * w) / totW : rest / this.eng.cfg.engines);
-    if (rate < cap * 0.001) rate = cap * 0.001;
+    const rate = portShare(cap, this.eng.cfg.engines, w, g, totW, totG);
     if (Math.abs(rate - this.portRate) > this.portRate * 0.001) {
       this.portRate = rate;
       this.portBucket.set(rate, cap / 8 / 1000 * 5, 0, 0, now);
@@ -468,60 +450,10 @@ export class EngineQos implements DrrServer {
 
   // ---- guest RX ------------------------------------------------------------------------------
 
-  /**
-   * A frame for VIF `v`, which has a guest-RX limit. Returns true if it may be placed now (its
-   * tokens are taken); otherwise it was queued or dropped (counted).
-   */
+  /** A frame for VIF `v`, which has a guest-RX limit: true = place it now (guest-rx-limit.ts). */
   admitToGuest(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number): boolean {
-    const s = v.slot;
-    const rb = this.rx[s]!;
-    const q = this.rxHold[s]!;
-    rb.refill(this.now, q.length !== 0);
-    if (q.length === 0 && rb.conforms()) {
-      rb.charge(len, 1);
-      return true;
-    }
-    if (!q.push(buf, buf32, off, len)) {
-      this.c[v.counterBase + VC.rx_qos_overflow] += 1;
-      return false;
-    }
-    this.c[v.counterBase + VC.qos_rx_queued] += 1;
-    if (q.length === 1) this.rxPending[this.rxPendingN++] = s;
-    return false;
-  }
-
-  /** Place queued guest-RX frames whose tokens have come. */
-  private drainPendingRx(): number {
-    let n = 0;
-    for (let i = 0; i < this.rxPendingN; ) {
-      const s = this.rxPending[i]!;
-      n += this.drainRx(s, false);
-      if (this.rxHold[s]!.length === 0) this.rxPending[i] = this.rxPending[--this.rxPendingN]!;
-      else i++;
-    }
-    return n;
-  }
-
-  private drainRx(s: number, all: boolean): number {
-    const q = this.rxHold[s];
-    const v = this.eng.vifs[s];
-    if (q === null || v === undefined) return 0;
-    const rb = this.rx[s]!;
-    rb.refill(this.now, true);
-    let n = 0;
-    while (q.length !== 0 && (all || rb.conforms())) {
-      const len = q.frontLength();
-      rb.charge(len, 1);
-      this.eng.placeToGuest(v, q.bytes, q.i32, q.frontOffset(), len);
-      q.pop();
-      n++;
-    }
-    if (all) {
-      for (let i = 0; i < this.rxPendingN; i++) {
-        if (this.rxPending[i] === s) this.rxPending[i] = this.rxPending[--this.rxPendingN]!;
-      }
-    }
-    return n;
+    this.rxLimit.now = this.now;
+    return this.rxLimit.admit(v, buf, buf32, off, len);
   }
 
   // ---- sleeping ------------------------------------------------------------------------------
@@ -531,12 +463,7 @@ export class EngineQos implements DrrServer {
     if (!this.on) return false;
     if (this.prioN !== 0) return true;
     if (this.drr.count !== 0 && (!this.portOn || this.portBucket.conforms())) return true;
-    for (let i = 0; i < this.rxPendingN; i++) {
-      const rb = this.rx[this.rxPending[i]!]!;
-      rb.refill(performance.now(), true);
-      if (rb.conforms()) return true;
-    }
-    return false;
+    return this.rxLimit.queued && this.rxLimit.ready(performance.now());
   }
 
   /** Milliseconds until a held VIF, the port or a queued RX frame may move (Infinity: none). */
@@ -551,11 +478,8 @@ export class EngineQos implements DrrServer {
       const d = this.portBucket.last + this.portBucket.waitMs() - now;
       if (d < t) t = d;
     }
-    for (let i = 0; i < this.rxPendingN; i++) {
-      const rb = this.rx[this.rxPending[i]!]!;
-      const d = rb.last + rb.waitMs() - now;
-      if (d < t) t = d;
-    }
+    const r = this.rxLimit.nextDeadline(now);
+    if (r < t) t = r;
     return t < 0 ? 0 : t;
   }
 }
