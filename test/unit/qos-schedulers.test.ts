@@ -280,3 +280,24 @@ test('port share: guarantees first, the rest by weight; no demand splits evenly;
   assert.equal(portShare(400, 2, 0, 0, 0, 0), 200);
   assert.equal(portShare(1000, 2, 0, 0, 5, 0), 1); // 0.1 % trickle
 });
+
+test('hold queue: FIFO, bounded, frames kept at 4 mod 8 like everywhere in svnic', async () => {
+  const { HoldQueue } = await import('../../src/device/qos/hold-queue.js');
+  const q = new HoldQueue(4, 1518);
+  const src = new Uint8Array(64 + 1600);
+  const src32 = new Int32Array(src.buffer);
+  for (let i = 0; i < 4; i++) {
+    src[12] = i;
+    assert.ok(q.push(src, src32, 12, 60 + i));
+  }
+  assert.equal(q.push(src, src32, 12, 60), false, 'full');
+  for (let i = 0; i < 4; i++) {
+    assert.equal(q.frontOffset() % 8, 4);
+    assert.equal(q.bytes[q.frontOffset()], i);
+    assert.equal(q.frontLength(), 60 + i);
+    q.pop();
+  }
+  assert.equal(q.length, 0);
+  assert.equal(q.push(new Uint8Array(2000), new Int32Array(500), 0, 1600), false, 'larger than a slot');
+  assert.equal(q.length, 0);
+});
