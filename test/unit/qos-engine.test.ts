@@ -428,4 +428,10 @@ test('two engines share one uplink by the weights of their VIFs, and each gets i
   const t2 = g[0]! + g[1]!;
   assert.ok(g[0]! / t2 >= 0.6 - 0.01, `guaranteed VIF got ${g[0]! / t2}`);
   assert.ok(t2 <= 50e6 * 1.01, `total ${t2}`);
+  // a rate-limited VIF on one engine claims its limit; the other engine's VIF gets the rest
+  writeQosRow(w.table, 0, { ...emptyQosRow(), enabled: true, txBps: 100e6 });
+  w.run(50, 0.05);
+  const l = w.run(1000, 0.05);
+  assert.ok(Math.abs(l[0]! - 12.5e6) <= 12.5e6 * 0.01, `limited VIF ${l[0]}`);
+  assert.ok(l[1]! >= 37.5e6 * 0.98 && l[0]! + l[1]! <= 50e6 * 1.01, `the other VIF ${l[1]}`);
 });

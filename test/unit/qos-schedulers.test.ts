@@ -301,3 +301,9 @@ test('hold queue: FIFO, bounded, frames kept at 4 mod 8 like everywhere in svnic
   assert.equal(q.push(new Uint8Array(2000), new Int32Array(500), 0, 1600), false, 'larger than a slot');
   assert.equal(q.length, 0);
 });
+
+test('port share: reservations above the capacity are scaled down to it', async () => {
+  const { portShare } = await import('../../src/device/qos/port-share.js');
+  assert.equal(portShare(400, 2, 1, 300, 2, 600), 200);
+  assert.equal(portShare(400, 2, 1, 100, 1, 100), 400);
+});

@@ -262,29 +262,20 @@ export class EngineQos implements DrrServer {
   }
 
   /**
-   * Several engines, one uplink: publish this engine's demand (the weights, and guarantees, of
-   * its VIFs waiting for the uplink) and shape its port bucket to its guarantees plus its weighted
+   * Several engines, one uplink: publish this engine's demand (the weights and guarantees, or
+   * rate limits, of its VIFs waiting for the uplink: addDemand) and shape its port bucket to its guarantees plus its weighted
    * share of the rest of the capacity (layout/qos.ts). Engines without demand keep a trickle (0.1 %
    * of the capacity) so a VIF that starts sending is not stuck until the next recompute.
    */
   private reshare(now: number): void {
     this.shareAt = now;
-    let w = 0;
-    let g = 0;
-    for (let i = 0; i < this.drr.count; i++) {
-      const s = this.drr.flowAt(i);
-      if (this.toUplink[s] === 1) {
-        w += this.drr.weight[s]!;
-        g += this.rows[s]!.minBps;
-      }
-    }
-    for (let i = 0; i < this.prioN; i++) {
-      const s = this.prio[i]!;
-      if (this.toUplink[s] === 1) {
-        w += this.drr.weight[s]!;
-        g += this.rows[s]!.minBps;
-      }
-    }
+    this.demandW = 0;
+    this.demandG = 0;
+    for (let i = 0; i < this.drr.count; i++) this.addDemand(this.drr.flowAt(i));
+    for (let i = 0; i < this.prioN; i++) this.addDemand(this.prio[i]!);
+    for (let i = 0; i < this.heldN; i++) this.addDemand(this.held[i]!);
+    const w = this.demandW;
+    const g = this.demandG;
     const f = this.f64;
     f[this.myDemand] = w;
     f[this.myDemand + 1] = g;
@@ -300,6 +291,24 @@ export class EngineQos implements DrrServer {
     if (Math.abs(rate - this.portRate) > this.portRate * 0.001) {
       this.portRate = rate;
       this.portBucket.set(rate, cap / 8 / 1000 * 5, 0, 0, now);
+    }
+  }
+
+  private demandW = 0;
+  private demandG = 0;
+
+  /**
+   * A backlogged VIF's claim on the uplink: a VIF with a guest-TX bit rate limit claims that rate
+   * (it cannot use more), any other its weight in the split of what guarantees leave, plus its
+   * guarantee.
+   */
+  private addDemand(s: number): void {
+    if (this.toUplink[s] !== 1) return;
+    const r = this.rows[s]!;
+    if (r.txBps > 0) this.demandG += r.txBps;
+    else {
+      this.demandW += this.drr.weight[s]!;
+      this.demandG += r.minBps;
     }
   }
 
