@@ -21,19 +21,17 @@
  * VIF behind the same ring, hence the bounded queue.
  */
 import { EC, VC } from '../../layout/counters.js';
-import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, demandIndex, type QosPort, type QosRow } from '../../layout/qos.js';
+import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, type QosPort, type QosRow } from '../../layout/qos.js';
 import type { Engine } from '../engine.js';
 import type { EngineVif } from '../engine-vif.js';
 import { TokenBucket } from './token-bucket.js';
 import { Drr, MORE, EMPTY, HELD, GATED, type DrrServer } from './drr.js';
 import { PriorityBound } from './priority.js';
 import { GuestRxLimit } from './guest-rx-limit.js';
-import { portShare } from './port-share.js';
+import { UplinkPort } from './port-share.js';
 
 /** Most frames one visit takes (the DRR quantum bounds bytes; this bounds tiny frames). */
 const VISIT_FRAMES = 1024;
-/** How often an engine recomputes its share of the uplink from all engines' demand (ms). */
-const SHARE_EVERY_MS = 0.5;
 
 export class EngineQos implements DrrServer {
   /** Serve through QoS (some VIF has QoS, or the port has a capacity)? */
@@ -46,19 +44,12 @@ export class EngineQos implements DrrServer {
   private gen = -1;
   private readonly rowSeq: Int32Array;
   private readonly rows: QosRow[];
-  private readonly port: QosPort = { capacityBps: 0, priorityShare: 0.5, quantum: 6072 };
+  private readonly portCfg: QosPort = { capacityBps: 0, priorityShare: 0.5, quantum: 6072 };
   private readonly scratch = emptyQosRow();
   readonly drr: Drr;
   readonly prioBound: PriorityBound;
-  /** This engine's share of the uplink port (no shaping without a capacity). */
-  readonly portBucket = new TokenBucket();
-  private portOn = false;
-  /** Float64 index of this engine's demand line in the table, and of engine 0's. */
-  private readonly myDemand: number;
-  private readonly demand0: number;
-  private shareAt = -Infinity;
-  /** The rate (bits/s) the port bucket runs at now. */
-  portRate = 0;
+  /** This engine's share of the uplink port (port-share.ts). */
+  readonly port: UplinkPort;
   readonly tx: TokenBucket[];
   /** Guest-RX limits and their hold queues. */
   readonly rxLimit: GuestRxLimit;
@@ -91,7 +82,7 @@ export class EngineQos implements DrrServer {
     const n = eng.cfg.maxVifs;
     this.rowSeq = new Int32Array(n).fill(-1);
     this.rows = Array.from({ length: n }, emptyQosRow);
-    this.drr = new Drr(n, this.port.quantum);
+    this.drr = new Drr(n, this.portCfg.quantum);
     this.prioBound = new PriorityBound(eng.cfg.batch);
     this.tx = Array.from({ length: n }, () => new TokenBucket());
     this.rxLimit = new GuestRxLimit(eng);
@@ -105,8 +96,7 @@ export class EngineQos implements DrrServer {
     this.readyAt = new Float64Array(n);
     this.wasIdle = new Uint8Array(n).fill(1);
     this.guaranteed = new Int32Array(n);
-    this.myDemand = demandIndex(n, eng.cfg.index);
-    this.demand0 = demandIndex(n, 0);
+    this.port = new UplinkPort(table, n, eng.cfg.index, eng.cfg.engines);
   }
 
   // ---- parameters (read from the table when its GEN moves) ---------------------------------
@@ -126,14 +116,10 @@ export class EngineQos implements DrrServer {
   }
 
   private reload(g: number, now: number): void {
-    if (readQosPort(this.i32, this.f64, this.port) < 0) return; // writer busy: next iteration
-    const engines = this.eng.cfg.engines;
-    this.portRate = this.port.capacityBps / engines;
-    this.portBucket.set(this.portRate, this.port.capacityBps / 8 / 1000 * 5, 0, 0, now);
-    this.portOn = this.portBucket.limited;
-    this.shareAt = -Infinity;
-    this.prioBound.setShare(this.portRate, this.port.priorityShare, now);
-    this.drr.quantum = this.port.quantum;
+    if (readQosPort(this.i32, this.f64, this.portCfg) < 0) return; // writer busy: next iteration
+    this.port.configure(this.portCfg.capacityBps, now);
+    this.prioBound.setShare(this.port.rate, this.portCfg.priorityShare, now);
+    this.drr.quantum = this.portCfg.quantum;
     let complete = true;
     const vifs = this.eng.vifs;
     for (let s = 0; s < vifs.length; s++) {
@@ -155,7 +141,7 @@ export class EngineQos implements DrrServer {
       if (r.enabled) enabled++;
       if (r.enabled && r.minBps > 0) this.guaranteed[this.guaranteedN++] = s;
     }
-    const on = enabled !== 0 || this.portOn;
+    const on = enabled !== 0 || this.port.on;
     if (this.on && !on) this.handBack();
     this.on = on;
     if (complete) this.gen = g;
@@ -245,9 +231,9 @@ export class EngineQos implements DrrServer {
         this.enlist(s);
       } else i++;
     }
-    if (this.portOn) {
-      if (this.eng.cfg.engines > 1 && now - this.shareAt >= SHARE_EVERY_MS) this.reshare(now);
-      this.portBucket.refill(now, this.drr.count !== 0 || this.prioN !== 0);
+    if (this.port.on) {
+      if (this.port.due(now)) this.reshare(now);
+      this.port.bucket.refill(now, this.drr.count !== 0 || this.prioN !== 0);
     }
     this.prioBound.beginRound(now);
     this.frames = 0;
@@ -268,30 +254,12 @@ export class EngineQos implements DrrServer {
    * of the capacity) so a VIF that starts sending is not stuck until the next recompute.
    */
   private reshare(now: number): void {
-    this.shareAt = now;
     this.demandW = 0;
     this.demandG = 0;
     for (let i = 0; i < this.drr.count; i++) this.addDemand(this.drr.flowAt(i));
     for (let i = 0; i < this.prioN; i++) this.addDemand(this.prio[i]!);
     for (let i = 0; i < this.heldN; i++) this.addDemand(this.held[i]!);
-    const w = this.demandW;
-    const g = this.demandG;
-    const f = this.f64;
-    f[this.myDemand] = w;
-    f[this.myDemand + 1] = g;
-    let totW = 0;
-    let totG = 0;
-    const step = 64 / 8;
-    for (let e = 0; e < this.eng.cfg.engines; e++) {
-      totW += f[this.demand0 + e * step]!;
-      totG += f[this.demand0 + e * step + 1]!;
-    }
-    const cap = this.port.capacityBps;
-    const rate = portShare(cap, this.eng.cfg.engines, w, g, totW, totG);
-    if (Math.abs(rate - this.portRate) > this.portRate * 0.001) {
-      this.portRate = rate;
-      this.portBucket.set(rate, cap / 8 / 1000 * 5, 0, 0, now);
-    }
+    this.port.reshare(now, this.demandW, this.demandG);
   }
 
   private demandW = 0;
@@ -340,7 +308,7 @@ export class EngineQos implements DrrServer {
 
   /** Is the port closed for this VIF? (DrrServer) */
   gated(s: number): boolean {
-    return this.portOn && this.toUplink[s] === 1 && !this.portBucket.conforms();
+    return this.toUplink[s] === 1 && this.port.closed();
   }
 
   beforeVisit(): void {
@@ -412,9 +380,9 @@ export class EngineQos implements DrrServer {
       const fb = tb.frameBudget();
       if (fb < maxFrames) maxFrames = fb;
     }
-    const portGate = this.portOn && this.toUplink[s] === 1;
-    if (portGate) {
-      const pb = this.portBucket.byteBudget();
+    const port = this.port;
+    if (port.on && this.toUplink[s] === 1) {
+      const pb = port.bucket.byteBudget();
       if (pb < maxBytes) maxBytes = pb;
     }
     const c = this.c;
@@ -430,9 +398,9 @@ export class EngineQos implements DrrServer {
       m.refill(this.now, backlogged);
       m.charge(bytes, n);
     }
-    if (this.portOn) {
+    if (port.on) {
       const sentF = c[ec + EC.uplink_tx_frames]! - upF;
-      this.portBucket.charge(c[ec + EC.uplink_tx_bytes]! - upB, sentF);
+      port.bucket.charge(c[ec + EC.uplink_tx_bytes]! - upB, sentF);
       if (n !== 0) this.toUplink[s] = sentF !== 0 ? 1 : 0;
     }
     if (n < maxFrames && bytes < maxBytes) {
@@ -446,7 +414,7 @@ export class EngineQos implements DrrServer {
       this.hold(s, tb.waitMs());
       return this.finish(s, HELD, bytes);
     }
-    if (this.portOn && this.toUplink[s] === 1 && !this.portBucket.conforms()) return this.finish(s, GATED, bytes);
+    if (this.toUplink[s] === 1 && port.closed()) return this.finish(s, GATED, bytes);
     return this.finish(s, MORE, bytes);
   }
 
@@ -471,7 +439,7 @@ export class EngineQos implements DrrServer {
   hasWork(): boolean {
     if (!this.on) return false;
     if (this.prioN !== 0) return true;
-    if (this.drr.count !== 0 && (!this.portOn || this.portBucket.conforms())) return true;
+    if (this.drr.count !== 0 && !this.port.closed()) return true;
     return this.rxLimit.queued && this.rxLimit.ready(performance.now());
   }
 
@@ -483,8 +451,8 @@ export class EngineQos implements DrrServer {
       const d = this.readyAt[this.held[i]!]! - now;
       if (d < t) t = d;
     }
-    if (this.drr.count !== 0 && this.portOn) {
-      const d = this.portBucket.last + this.portBucket.waitMs() - now;
+    if (this.drr.count !== 0 && this.port.on) {
+      const d = this.port.bucket.last + this.port.bucket.waitMs() - now;
       if (d < t) t = d;
     }
     const r = this.rxLimit.nextDeadline(now);
