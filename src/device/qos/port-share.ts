@@ -1,9 +1,14 @@
+/**
+ * The uplink port as one engine sees it: the share of the device's uplink capacity this engine
+ * may use, recomputed from the demand every engine publishes in the QoS table (layout/qos.ts), so
+ * that engines share one uplink by the weights and guarantees of their VIFs without sharing a
+ * token bucket (which would need a lock or an atomic float on the data path).
+ */
 import { TokenBucket } from './token-bucket.js';
 import { demandIndex, DEMAND_BYTES } from '../../layout/qos.js';
 
 /**
- * Several engines, one uplink (layout/qos.ts, "demand" lines): the rate one engine shapes its
- * uplink traffic to, from every engine's published demand. Pure.
+ * The rate one engine shapes its uplink traffic to, from every engine's published demand. Pure.
  *
  *   rate = own reserved + (capacity - all reserved) x own weight / all weights
  *
