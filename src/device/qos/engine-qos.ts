@@ -389,7 +389,12 @@ export class EngineQos implements DrrServer {
     const ec = this.eng.ec;
     const upB = c[ec + EC.uplink_tx_bytes]!;
     const upF = c[ec + EC.uplink_tx_frames]!;
+    const rx = this.rxLimit;
+    rx.sender = s;
+    rx.blockedMs = 0;
+    rx.now = this.now;
     const n = this.eng.serviceFromGuest(v, maxFrames, maxBytes);
+    rx.sender = -1;
     const bytes = this.eng.takenBytes;
     this.frames += n;
     tb.charge(bytes, n);
@@ -409,6 +414,11 @@ export class EngineQos implements DrrServer {
       v.active = false;
       this.wasIdle[s] = 1;
       return this.finish(s, EMPTY, bytes);
+    }
+    if (rx.blockedMs > 0) {
+      // It sent into a guest-RX queue: hold it until that queue is paid for (guest-rx-limit.ts).
+      this.hold(s, rx.blockedMs);
+      return this.finish(s, HELD, bytes);
     }
     if (tb.limited && !tb.conforms()) {
       this.hold(s, tb.waitMs());

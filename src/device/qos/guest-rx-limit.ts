@@ -27,6 +27,10 @@ export class GuestRxLimit {
   private pendingN = 0;
   private readonly eng: Engine;
   now = 0;
+  /** The VIF on this engine whose frames are being switched now (-1: none, e.g. from a ring). */
+  sender = -1;
+  /** Set when a frame of `sender` had to queue: ms until its receiver's queue is paid for. */
+  blockedMs = 0;
 
   constructor(eng: Engine) {
     const n = eng.cfg.maxVifs;
@@ -88,7 +92,12 @@ export class GuestRxLimit {
       return true;
     }
     const c = this.eng.c;
-    if (!q.push(buf, buf32, off, len)) {
+    const queued = q.push(buf, buf32, off, len);
+    if (this.sender >= 0) {
+      const w = rb.waitFor(q.bytesQueued, q.length);
+      if (w > this.blockedMs) this.blockedMs = w;
+    }
+    if (!queued) {
       c[v.counterBase + VC.rx_qos_overflow] += 1;
       return false;
     }

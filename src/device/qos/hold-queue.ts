@@ -16,6 +16,8 @@ export class HoldQueue {
   private readonly mask: number;
   private head = 0; // next to write
   private tail = 0; // next to read
+  /** Sum of the lengths of the queued frames. */
+  bytesQueued = 0;
 
   constructor(slots: number, maxFrame: number) {
     if ((slots & (slots - 1)) !== 0) throw new RangeError('hold queue slots must be a power of two');
@@ -36,6 +38,7 @@ export class HoldQueue {
     const s = this.head & this.mask;
     copyFrame(this.bytes, this.i32, s * this.slotBytes + DATA_AT, src, src32, off, len);
     this.lens[s] = len;
+    this.bytesQueued += len;
     this.head++;
     return true;
   }
@@ -50,6 +53,7 @@ export class HoldQueue {
   }
 
   pop(): void {
+    this.bytesQueued -= this.lens[this.tail & this.mask]!;
     this.tail++;
   }
 }

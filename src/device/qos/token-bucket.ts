@@ -103,6 +103,17 @@ export class TokenBucket {
     if (this.framesPerMs !== 0) this.frames -= frames;
   }
 
+  /** Milliseconds from the last refill until the balance covers `bytes` and `frames` more. */
+  waitFor(bytes: number, frames: number): number {
+    let w = 0;
+    if (this.bytesPerMs !== 0 && this.bytes < bytes) w = (bytes - this.bytes) / this.bytesPerMs;
+    if (this.framesPerMs !== 0 && this.frames < frames) {
+      const f = (frames - this.frames) / this.framesPerMs;
+      if (f > w) w = f;
+    }
+    return w;
+  }
+
   /** Milliseconds from the last refill until conforms() holds again (0 if it holds). */
   waitMs(): number {
     let w = 0;
