@@ -14,11 +14,10 @@
  * Over its limit a VIF is *held*: the engine stops taking its descriptors, so the guest's ring
  * fills and its driver sees a full ring (backpressure). Nothing is dropped on guest TX.
  *
- * Guest RX: a frame for a VIF over its RX limit waits in the VIF's hold queue (hold-queue.ts)
- * and is placed once the bucket allows; a frame that finds the hold queue full is dropped and
- * counted (rx_qos_overflow). Frames still queued when the VIF goes away count as rx_qos_flushed.
- * A guest-RX limit cannot push back on the uplink or another engine without blocking every other
- * VIF behind the same ring, hence the bounded queue.
+ * Guest RX (guest-rx-limit.ts): a frame for a VIF over its RX limit waits in the VIF's bounded
+ * hold queue and is placed once the bucket allows. A sender on this engine is then held like a
+ * VIF over its TX limit; frames from the uplink or other engines only queue (holding a ring would
+ * block every VIF behind it), and one that finds the queue full is dropped (rx_qos_overflow).
  */
 import { EC, VC } from '../../layout/counters.js';
 import { QOS_HEADER, readQosPort, readQosRow, emptyQosRow, checkQosTable, type QosPort, type QosRow } from '../../layout/qos.js';
