@@ -9,8 +9,9 @@
  *  limits     VIF A limited to 100 Mbit/s (1500 B frames), VIF B to 10 kpps (64 B frames); the
  *             guest offers 10x each (1 Gbit/s, 100 kpps); measured over `limitSeconds`.
  *  priority   64 B ping-pong to the echo uplink (in the engine): alone; with 3 greedy neighbours
- *             (rings always full, 1500 B) and no QoS; with the neighbours and the pinger at
- *             priority 1. Reports p50/p99 of the round trip measured inside the pinger.
+ *             (rings always full, 1500 B) and no QoS; with the neighbours and the pinger at DRR
+ *             weight 4 (no priority); with the pinger at priority 1. Reports p50/p99 of the round
+ *             trip measured inside the pinger.
  *
  * Rates are computed from the device's own counters (bytes and frames it took from each VIF)
  * over a wall-clock window after a warm-up.
@@ -130,7 +131,7 @@ export async function limits(seconds: number) {
   };
 }
 
-type Mode = 'idle' | 'greedy-no-qos' | 'greedy-priority';
+type Mode = 'idle' | 'greedy-no-qos' | 'greedy-weight' | 'greedy-priority';
 
 export async function priority(mode: Mode, seconds: number) {
   const hv = new Hypervisor();
@@ -139,7 +140,8 @@ export async function priority(mode: Mode, seconds: number) {
   const ctl = createControl();
   const warmupMs = 500;
   const pinger = await hv.startGuest({ name: 'pinger', module: guest('pinger'), args: { spinUs: 0, warmupMs, durationMs: seconds * 1000, frameBytes: 64 } });
-  const pv = await hv.createVifFor(pinger, dev, { name: 'ping', qos: mode === 'greedy-priority' ? { priority: 1 } : undefined });
+  const qos = mode === 'greedy-priority' ? { priority: 1 } : mode === 'greedy-weight' ? { weight: 4 } : undefined;
+  const pv = await hv.createVifFor(pinger, dev, { name: 'ping', qos });
   let greedy = null;
   if (mode !== 'idle') {
     greedy = await hv.startGuest({ name: 'greedy', module: guest('multi-sender'), args: { ctl, vifs: [0, 1, 2].map(() => ({ dst: UPLINK_DST, frameBytes: 1500, perSec: 0 })) } });
@@ -189,12 +191,13 @@ export async function runQos(opts: QosOptions = {}) {
   log(`  other processes ${l.otherCores} cores`);
 
   const p = [];
-  for (const mode of ['idle', 'greedy-no-qos', 'greedy-priority'] as Mode[]) p.push(await priority(mode, pingSeconds));
+  const modes: Mode[] = ['idle', 'greedy-no-qos', 'greedy-weight', 'greedy-priority'];
+  for (const mode of modes) p.push(await priority(mode, pingSeconds));
   log(`\npriority: 64 B ping-pong with the echo uplink, pinger sleeps between pings (spinUs 0); ${pingSeconds} s each`);
   log(`  threads: engine + pinger (+ 1 greedy guest owning 3 VIFs that keep their rings full of 1500 B frames)`);
   for (const r of p) log(`  ${r.mode.padEnd(16)} p50 ${String(r.p50us).padStart(8)} µs   p99 ${String(r.p99us).padStart(8)} µs   n ${r.n}  lost ${r.lost}  neighbour frames ${r.neighbourFrames}  other ${r.otherCores} cores`);
   const idle = p[0]!.p99us;
-  log(`  p99 / idle p99: no QoS ${round(p[1]!.p99us / idle, 2)}x, priority ${round(p[2]!.p99us / idle, 2)}x (target <= 2x with priority)`);
+  log(`  p99 / idle p99: no QoS ${round(p[1]!.p99us / idle, 2)}x, DRR weight 4 (no priority) ${round(p[2]!.p99us / idle, 2)}x, priority ${round(p[3]!.p99us / idle, 2)}x (target <= 2x with priority)`);
 
   const result = { benchmark: 'svnic bench qos', command: opts.command ?? 'svnic bench qos', date: started, machine, shares: s, limits: l, priority: p };
   if (opts.json) await writeFile(opts.json, JSON.stringify(result, null, 2));

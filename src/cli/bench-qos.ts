@@ -18,7 +18,7 @@ Scenarios (one device engine; the contending VIFs belong to one guest thread, so
             shaped to --capacity: each VIF's share (target 10/20/30/40 %)
   limits    a VIF limited to 100 Mbit/s and one to 10 kpps, each offered 10x, over 5 s
   priority  64 B ping-pong p50/p99 via the echo uplink: alone, with 3 greedy neighbours and no
-            QoS, and with the neighbours and the pinger at priority 1 (3 threads on 2 cores)`)
+            QoS, with the pinger at DRR weight 4, and at priority 1 (3 threads on 2 cores)`)
     .action(async (opts: { quick?: boolean; capacity?: number; json?: string }) => {
       const { runQos } = await import('../../bench/qos.js');
       await runQos({ quick: opts.quick, capacity: opts.capacity, json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' ') });
