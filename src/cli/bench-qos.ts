@@ -9,7 +9,8 @@ export function registerBenchQos(program: Command): void {
   bench
     .command('qos')
     .description('QoS evidence: weighted shares of a shaped uplink, rate limits held under 10x load, priority ping-pong latency')
-    .option('--quick', 'shorter windows (shares 2 s, pings 2 s each; the limits always run 5 s)')
+    .option('--quick', 'shorter: shares 2 s, one round of latency cases (the limits always run 5 s)')
+    .option('--rounds <n>', 'rounds of the latency cases, 2 s per case and round (default 5)', Number)
     .option('--capacity <bps>', 'uplink capacity in the shares scenario, bits/s (default 1e9)', Number)
     .option('--json <file>', 'also write the results and the machine as JSON')
     .addHelpText('after', `
@@ -19,8 +20,8 @@ Scenarios (one device engine; the contending VIFs belong to one guest thread, so
   limits    a VIF limited to 100 Mbit/s and one to 10 kpps, each offered 10x, over 5 s
   priority  64 B ping-pong p50/p99 via the echo uplink: alone, with 3 greedy neighbours and no
             QoS, with the pinger at DRR weight 4, and at priority 1 (3 threads on 2 cores)`)
-    .action(async (opts: { quick?: boolean; capacity?: number; json?: string }) => {
+    .action(async (opts: { quick?: boolean; rounds?: number; capacity?: number; json?: string }) => {
       const { runQos } = await import('../../bench/qos.js');
-      await runQos({ quick: opts.quick, capacity: opts.capacity, json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' ') });
+      await runQos({ quick: opts.quick, rounds: opts.rounds, capacity: opts.capacity, json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' ') });
     });
 }
