@@ -22,6 +22,7 @@ import { EchoUplink } from '../src/uplink/echo.js';
 import type { Device, Vif } from '../src/hypervisor/device.js';
 import { createControl, median, requestStop, type RttSummary } from './common.js';
 import { cpuBetween, cpuSample, machineInfo } from './sysinfo.js';
+import { pingOrder, type InlineMode } from './qos-inline.js';
 
 const here = (p: string): URL => new URL(p, import.meta.url);
 const guest = (name: string): string => here(`./guests/${name}.js`).href;
@@ -225,7 +226,11 @@ export async function runQos(opts: QosOptions = {}) {
   const idle = p[0]!.p99us;
   log(`  p99 / idle p99: no QoS ${round(p[1]!.p99us / idle, 2)}x, DRR weight 4 (no priority) ${round(p[2]!.p99us / idle, 2)}x, priority ${round(p[3]!.p99us / idle, 2)}x (target <= 2x with priority)`);
 
-  const result = { benchmark: 'svnic bench qos', command: opts.command ?? 'svnic bench qos', date: started, machine, shares: s, limits: l, priority: p };
+  const inline = (['no-qos', 'weight', 'priority'] as InlineMode[]).map((m) => pingOrder(m));
+  log(`\nthe same without threads (bench/qos-inline.ts: one engine stepped in this thread, 3 neighbours' rings refilled before every iteration): what the ping waits for inside the engine`);
+  for (const r of inline) log(`  ${r.mode.padEnd(9)} frames switched before the ping in its iteration p50 ${r.framesAheadP50} p99 ${r.framesAheadP99}; their time p50 ${r.usAheadP50} µs p99 ${r.usAheadP99} µs (${r.pings} pings)`);
+
+  const result = { benchmark: 'svnic bench qos', command: opts.command ?? 'svnic bench qos', date: started, machine, shares: s, limits: l, priority: p, priorityInline: inline };
   if (opts.json) await writeFile(opts.json, JSON.stringify(result, null, 2));
   return result;
 }
