@@ -4,6 +4,7 @@
  * only when a benchmark runs.
  */
 import type { Command } from 'commander';
+import { registerBenchPaper } from './bench-paper.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -73,5 +74,24 @@ and about 1 µs when they do not ("f", far). A full run takes about 5 minutes, -
         noProbe: opts.probe === false, command,
       });
       if (result.rows.some((r) => r.errors.length > 0)) process.exitCode = 1;
+    });
+
+  registerBenchPaper(bench);
+
+  // issue 4: uplinks to real networks (bench/uplink.ts)
+  bench
+    .command('uplink')
+    .description('Guest-to-Linux latency and UDP throughput over svnic\'s VXLAN and TAP uplinks, next to the kernel\'s veth path (root)')
+    .option('--rounds <n>', 'rounds; every path runs once per round, medians are reported (default 3)', positiveInt('--rounds'))
+    .option('--duration <ms>', 'UDP window per trial in ms (default 2000)', positiveInt('--duration'))
+    .option('--pings <n>', 'pings per latency trial (default 200, 10 ms apart)', positiveInt('--pings'))
+    .option('--quick', 'one round of 1 s windows and 100 pings')
+    .option('--json <file>', 'also write rows, ratios and every trial as JSON')
+    .action(async (opts: { rounds?: number; duration?: number; pings?: number; quick?: boolean; json?: string }) => {
+      const { runUplinkBench } = await import('../../bench/uplink.js');
+      await runUplinkBench({
+        rounds: opts.rounds ?? (opts.quick ? 1 : undefined), durationMs: opts.duration ?? (opts.quick ? 1000 : undefined),
+        pings: opts.pings ?? (opts.quick ? 100 : undefined), json: opts.json, command: ['svnic', ...process.argv.slice(2)].join(' '),
+      });
     });
 }

@@ -4,6 +4,12 @@ import { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerBench } from './bench.js';
+import { registerDaemon } from './daemon.js';
+import { registerVif } from './vif.js';
+import { registerStats } from './stats.js';
+import { registerTop } from './top.js';
+import { registerConfig } from './config-cmd.js';
+import { registerCapture } from './capture.js';
 
 const program = new Command();
 program
@@ -14,4 +20,10 @@ registerDemo(program);
 registerRun(program);
 registerBench(program);
 (await import('./bench-qos.js')).registerBenchQos(program);
+registerDaemon(program);
+registerVif(program);
+registerStats(program);
+registerTop(program);
+registerConfig(program);
+registerCapture(program);
 await program.parseAsync(process.argv);

@@ -13,6 +13,8 @@ import type { Guest } from '../hypervisor/guest.js';
 import { SvnicError } from '../hypervisor/errors.js';
 import { EchoUplink } from '../uplink/echo.js';
 import { Wire } from '../uplink/wire.js';
+import { attachNetUplink } from '../uplink/net-uplinks.js';
+import { captureVif } from '../capture/vif-capture.js';
 import { NullUplink, type Uplink } from '../uplink/uplink.js';
 import { VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS, type VifCounter, type EngineCounter } from '../layout/counters.js';
 import type { Config, VifConfig } from './schema.js';
@@ -76,6 +78,8 @@ export interface Running {
   readonly devices: ReadonlyMap<string, Device>;
   readonly guests: ReadonlyMap<string, Guest>;
   readonly vifs: ReadonlyMap<string, Vif>;
+  /** Uplink handles by device name (a wire appears under both of its devices). */
+  readonly uplinks: ReadonlyMap<string, Uplink>;
   /** Resolves when every guest's worker has exited (never, if the config has no guests). */
   readonly guestsExited: Promise<void>;
   counters(): RunSnapshot;
@@ -160,6 +164,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
       const d = devices.get(dc.name)!;
       try {
         if (dc.uplink.kind === 'echo') uplinks.set(dc.name, await EchoUplink.attach(d));
+        else if (dc.uplink.kind === 'vxlan' || dc.uplink.kind === 'tap') uplinks.set(dc.name, await attachNetUplink(d, dc.uplink)); // issue 4
         else if (dc.uplink.kind === 'wire') {
           if (d.uplinkKind === 'wire') continue; // the other end already connected this wire
           const w = await Wire.connect(d, devices.get(dc.uplink.peer)!);
@@ -195,6 +200,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
           });
           vifs.set(vc.name, v);
           vifConfigs.set(vc.name, vc);
+          if (vc.capture !== undefined) await captureVif(v, vc.capture); // issue 4
         } catch (e) {
           // createVifFor may have created the VIF before plugging failed (the guest exited)
           const v = devices.get(vc.device)!.vifs().find((x) => x.id === vc.name);
@@ -218,5 +224,5 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
     ? new Promise<void>(() => {})
     : Promise.all([...guests.values()].map((g) => g.exited)).then(() => {});
 
-  return { config, hypervisor: hv, devices, guests, vifs, guestsExited, counters: snapshot, stop };
+  return { config, hypervisor: hv, devices, guests, vifs, uplinks, guestsExited, counters: snapshot, stop };
 }

@@ -77,6 +77,8 @@ function readTsconfigOptions(file: string): { outDir?: string; rootDir?: string 
  * Throws an Error with a message for the user when the file does not exist.
  */
 export function resolveModule(module: string, baseDir: string, checkExists = true): string {
+  const builtin = builtinModule(module);
+  if (builtin !== null) return builtin;
   const path = module.startsWith('file:') ? fileURLToPath(module) : resolve(baseDir, module);
   let target = path;
   const ext = extname(path);
@@ -127,4 +129,16 @@ export function loadConfig(file: string, opts: LoadOptions = {}): Config {
     located.sort((a, b) => a.line - b.line);
     throw new ConfigError(located.map(({ i, line }): ConfigIssue => (line === 0 ? i : { ...i, message: `${i.message} (${file}:${line})` })));
   }
+}
+
+/** Built-in guest programs, written `svnic:<name>` in a config (e.g. `module: svnic:echo`). */
+export const BUILTIN_PROGRAMS = ['echo', 'demo'] as const;
+
+export function builtinModule(module: string): string | null {
+  const m = /^svnic:([a-z]+)$/.exec(module);
+  if (!m) return null;
+  if (!(BUILTIN_PROGRAMS as readonly string[]).includes(m[1]!)) {
+    throw new Error(`unknown built-in program "${module}"; built-ins: ${BUILTIN_PROGRAMS.map((b) => `svnic:${b}`).join(', ')}`);
+  }
+  return new URL(`../guest/programs/${m[1]}.js`, import.meta.url).href;
 }

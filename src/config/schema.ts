@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import { ConfigError, errorMap, shapeIssues, type ConfigIssue } from './issues.js';
+import { tapUplinkSchema, vxlanUplinkSchema, type TapUplinkConfig, type VxlanUplinkConfig } from './net-uplinks.js';
 
 export { ConfigError, formatIssue, joinPath, type ConfigIssue } from './issues.js';
 
@@ -93,6 +94,10 @@ const uplinkSchema = z.preprocess(
       /** The name of the device at the other end of the cable. */
       peer: name(),
     }),
+    // ---- issue 4: uplinks to real networks (config/net-uplinks.ts) ----
+    vxlanUplinkSchema,
+    tapUplinkSchema,
+    // ---- end issue 4 ----
   ]),
 );
 
@@ -167,6 +172,8 @@ const vifSchema = z.strictObject({
   /** Pin to an engine of its device; default: the engine with the fewest VIFs. */
   engine: z.int().min(0).optional(),
   qos: vifQosSchema.optional(),
+  /** issue 4: write this VIF's traffic to a pcap file (relative to the working directory). */
+  capture: z.string().min(1).optional(),
 });
 
 const guestSchema = z.strictObject({
@@ -189,7 +196,7 @@ export type RawConfig = z.output<typeof configSchema>;
 // ---------------------------------------------------------------------------------------------
 // The validated configuration
 
-export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string };
+export type UplinkConfig = { kind: 'null' } | { kind: 'echo' } | { kind: 'wire'; peer: string } | VxlanUplinkConfig | TapUplinkConfig;
 
 export interface DeviceConfig {
   name: string;
@@ -220,6 +227,8 @@ export interface VifConfig {
   coalesce: { frames: number; usecs: number };
   engine?: number;
   qos?: VifQosConfig;
+  /** pcap file of this VIF's traffic (issue 4). */
+  capture?: string;
   path: string;
 }
 

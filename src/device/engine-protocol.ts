@@ -16,6 +16,7 @@ export type EngineCommand = { reqId: number } & (
   | { op: 'fdb'; entries: MacEntry[]; slotEngine: number[] }
   | { op: 'fwd'; out: (RingEnd | null)[]; in: SharedArrayBuffer[] }
   | { op: 'uplink'; toUplink: RingEnd | null; fromUplink: SharedArrayBuffer[]; reflect: boolean }
+  | { op: 'capture'; ring: import('../capture/capture-ring.js').CaptureRingSpec; slots: SharedArrayBuffer }
   | { op: 'sync' }
   | { op: 'stop' }
 );

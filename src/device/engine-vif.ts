@@ -33,6 +33,16 @@ export interface VifSpec {
   multicast: string[];
   coalesce: Coalesce;
   deviceFeatures: Features;
+  /**
+   * Anti-spoofing (default true). False only for a VIF the control plane trusts to send other
+   * MACs: a driver domain's bridge port (SR-IOV `spoofchk off`, src/baseline/).
+   */
+  spoofCheck?: boolean;
+  /**
+   * A wake page (layout/doorbell.ts) to wake as well whenever this VIF's interrupt is raised: lets
+   * a driver domain sleep on one word for its guests' kicks and its NIC's interrupts.
+   */
+  interruptWake?: SharedArrayBuffer;
 }
 
 export const enum VifState {
@@ -60,6 +70,9 @@ export class EngineVif {
   mcast: Int32Array;
   coalesce: Coalesce;
   readonly deviceFeatures: Features;
+  readonly spoofCheck: boolean;
+  /** Wake page also woken on this VIF's interrupts (VifSpec.interruptWake), or null. */
+  readonly irqWake: Int32Array | null;
   /** In the engine's active list (has or may have guest TX work). */
   active = false;
   /** Touched this loop iteration: used rings need publishing and interrupts deciding. */
@@ -84,6 +97,8 @@ export class EngineVif {
     this.header = new Int32Array(spec.sab, 0, 1024);
     this.counterBase = vifRowOffset(spec.slot);
     this.deviceFeatures = spec.deviceFeatures;
+    this.spoofCheck = spec.spoofCheck ?? true;
+    this.irqWake = spec.interruptWake ? new Int32Array(spec.interruptWake) : null;
     this.mac = new Uint8Array(6);
     this.macHi = 0;
     this.macLo = 0;

@@ -7,6 +7,7 @@ import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_
 import { Engine, type EngineConfig } from './engine.js';
 import { FrameRing } from '../layout/frame-ring.js';
 import type { EngineCommand } from './engine-protocol.js';
+import { CaptureTap } from '../capture/capture-ring.js';
 
 const { cfg, port } = workerData as { cfg: EngineConfig; port: MessagePort };
 const engine = new Engine(cfg);
@@ -34,6 +35,10 @@ function handle(cmd: EngineCommand): unknown {
       engine.sw.toUplinkWake = cmd.toUplink ? new Int32Array(cmd.toUplink.wake) : null;
       engine.sw.fromUplink = cmd.fromUplink.map((r) => new FrameRing(r).asConsumer());
       engine.sw.reflect = cmd.reflect;
+      return null;
+    case 'capture':
+      engine.capture = new CaptureTap(cmd.ring);
+      engine.capSlots = new Uint8Array(cmd.slots);
       return null;
     case 'sync':
       return null;

@@ -8,17 +8,28 @@
  * No locks: every ring has one producer and one consumer (ARCHITECTURE.md rule 1). Each iteration
  * does bounded work per source (rule 2) and publishes indices once per batch.
  */
-import { W, ring as ringDoorbell, drainRung, summaryMaskFor } from '../layout/doorbell.js';
+import { W, ring as ringDoorbell, drainRung, summaryMaskFor, wake } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
 import { H, i32, maxFrameBytes } from '../layout/vif.js';
 import { NET_HDR_BYTES } from '../virtio/constants.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
-import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION } from './virtio-net-device.js';
+import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION, RX_OK } from './virtio-net-device.js';
 import { Switch } from './switch.js';
 import { EngineQos } from './qos/engine-qos.js';
+import { rotateLeft } from './rotate.js';
+import { CaptureTap, DIR_IN, DIR_OUT } from '../capture/capture-ring.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
+
+/** How long an engine whose guests wait only for uplink room sleeps before looking again (ms). */
+export const UPLINK_NAP_MS = 0.05;
+/**
+ * Backpressure has a limit: an uplink ring that stays full this long (ms) is treated as stalled
+ * (its consumer died or hangs), and the engine takes guest frames again, dropping those for the
+ * uplink (uplink_tx_full), so that VIF-to-VIF traffic on the engine is not held up behind it.
+ */
+export const UPLINK_STALL_MS = 50;
 
 export interface EngineConfig {
   index: number;
@@ -79,7 +90,17 @@ export class Engine {
   takenBytes = 0;
   private idleSince = -1;
   private stopped = false;
+  /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
+  private uplinkBlocked = false;
+  /** Engine clock when the uplink ring was first seen without room for a batch (-1: it has room). */
+  private uplinkFullSince = -1;
   /** Called when the control word is set; the worker drains its MessagePort here. */
+  /**
+   * VIF capture (issue 4, capture/vif-capture.ts): frames of VIFs whose byte in `capSlots` is set
+   * are copied into this engine's capture ring. Off: one byte load per frame.
+   */
+  capture: CaptureTap | null = null;
+  capSlots: Uint8Array | null = null;
   onControl: () => void = () => {};
   onEvent: (e: EngineEvent) => void = () => {};
 
@@ -170,14 +191,26 @@ export class Engine {
       work++;
     }
     if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.onRung);
+    const batch = this.cfg.batch;
+    let waited = false;
+    let served = 0;
+    let firstSkipped = -1;
+    const act = this.active;
     const q = this.qos;
-    if (q !== null && q.check(now)) work += q.serviceFromGuest(now);
+    if (q !== null && q.check(now)) work += q.serviceFromGuest(now); // QoS: device/qos/engine-qos.ts
     else {
-      const act = this.active;
-      const batch = this.cfg.batch;
+      if (this.uplinkFullSince >= 0 && this.sw.uplinkRoom() >= batch) this.uplinkFullSince = -1;
       for (let i = 0; i < act.length; ) {
         const v = act[i]!;
+        if (this.sw.uplinkRoom() < batch && this.holdForUplink(now)) {
+          // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
+          if (!waited) firstSkipped = i;
+          waited = true;
+          i++;
+          continue;
+        }
         const n = this.serviceFromGuest(v, batch, Infinity);
+        served++;
         work += n;
         if (n < batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
           v.active = false;
@@ -186,11 +219,31 @@ export class Engine {
         } else i++;
       }
     }
+    if (waited) {
+      this.c[this.ec + EC.uplink_tx_waits] += 1;
+      rotateLeft(act, firstSkipped); // the first skipped VIF goes first next time: no starvation
+    }
+    this.uplinkBlocked = waited && served === 0;
     work += this.sw.pollRings();
     this.flush(now);
     if (this.held.length !== 0) this.releaseHeld(now);
     this.c[this.ec + EC.loops] += 1;
     return work;
+  }
+
+  /** For QoS (engine-qos.ts): should frames for the uplink wait for room on its ring now? */
+  uplinkWait(now: number): boolean {
+    if (this.sw.uplinkRoom() >= this.cfg.batch) {
+      this.uplinkFullSince = -1;
+      return false;
+    }
+    return this.holdForUplink(now);
+  }
+
+  /** The uplink has no room for a batch: hold guest frames back, unless it has stalled (UPLINK_STALL_MS). */
+  private holdForUplink(now: number): boolean {
+    if (this.uplinkFullSince < 0) this.uplinkFullSince = now;
+    return now - this.uplinkFullSince < UPLINK_STALL_MS;
   }
 
   /** A slot rang its doorbell: count it and follow the VIF (1), or count a spurious ring (0). */
@@ -241,8 +294,9 @@ export class Engine {
       done++;
       if (len <= 0) continue; // dropped and counted by the device
       const f = NET_HDR_BYTES;
+      if (this.capSlots !== null && this.capSlots[v.slot] !== 0) this.capture!.tap(st, f, len, (v.slot << 1) | DIR_IN);
       // Anti-spoofing on the device's private copy (ARCHITECTURE.md rule 6).
-      if (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo) {
+      if (v.spoofCheck && (macHi(st, f + 6) !== v.macHi || macLo(st, f + 6) !== v.macLo)) {
         c[base + VC.tx_spoofed_mac] += 1;
         continue;
       }
@@ -286,6 +340,7 @@ export class Engine {
       this.needsReset(v, dev.toGuestQ.violation);
       return;
     }
+    if (this.capSlots !== null && this.capSlots[v.slot] !== 0 && r === RX_OK) this.capture!.tap(buf, off, len, (v.slot << 1) | DIR_OUT);
     v.batchFrames++;
     this.markDirty(v);
   }
@@ -363,6 +418,7 @@ export class Engine {
     } else {
       Atomics.add(v.header, i32(H.IRQ), 1);
       Atomics.notify(v.header, i32(H.IRQ), 1);
+      if (v.irqWake !== null) wake(v.irqWake);
     }
   }
 
@@ -420,16 +476,21 @@ export class Engine {
         continue;
       }
       if (this.idleSince < 0) this.idleSince = now;
-      if ((now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
+      // Spin only while waiting for input; waiting for uplink room is no reason to hold the CPU.
+      if (!this.uplinkBlocked && (now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
       // Going to sleep: announce it, then re-check every source (no lost wake-up; doorbell.ts).
       Atomics.store(db, W.SLEEPING, 1);
       const seen = Atomics.load(db, W.WAKE);
-      if (this.hasWork()) {
+      // Guest frames waiting only for room on the uplink: nap briefly instead of spinning, so the
+      // ring's consumer (often sharing this core) gets the CPU; any doorbell ends the nap.
+      const blockedOnly = this.uplinkBlocked && Atomics.load(db, W.SUMMARY) === 0 &&
+        Atomics.load(this.ctl, W.CONTROL) === 0 && !this.sw.ringsPending();
+      if (!blockedOnly && this.hasWork()) {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
       const qosWait = this.qos !== null ? this.qos.nextDeadline(now) : Infinity;
-      const timeout = Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now, qosWait);
+      const timeout = blockedOnly ? UPLINK_NAP_MS : Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now, qosWait);
       c[ec + EC.sleeps] += 1;
       const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
       Atomics.store(db, W.SLEEPING, 0);

@@ -284,6 +284,17 @@ export class Switch {
     if (this.toUplink !== null && this.toUplink.publish() && this.toUplinkWake !== null) wake(this.toUplinkWake);
   }
 
+  /**
+   * Free slots toward the uplink (Infinity for the null and echo uplinks, which never fill). The
+   * engine takes guest frames only while a whole batch fits: a full uplink holds frames in the
+   * guests' transmit queues (backpressure, as a NIC stops fetching descriptors while the wire is
+   * busy) instead of taking them only to drop them.
+   */
+  uplinkRoom(): number {
+    const r = this.toUplink;
+    return r === null || this.reflect ? Infinity : r.room();
+  }
+
   ringsPending(): boolean {
     for (let i = 0; i < this.fromUplink.length; i++) if (this.fromUplink[i]!.depth() !== 0) return true;
     for (let i = 0; i < this.fwdIn.length; i++) if (this.fwdIn[i]!.depth() !== 0) return true;

@@ -245,6 +245,28 @@ export class VirtioNetDriver {
     return this.sendMany([frame], 1) === 1;
   }
 
+  /**
+   * Block this thread until at least `room` transmit buffers are free, an interrupt arrives for
+   * another reason, or `timeoutMs` passes. It asks the device to interrupt when enough transmit
+   * buffers have completed (the transmit queue's used_event, virtio 1.2, 2.7.10), so a sender
+   * with a full ring sleeps instead of polling or waking on a timer.
+   */
+  waitTxSync(timeoutMs = Infinity, room = 1): void {
+    if (!this.ready() || this.unplugged) return;
+    const size = this.layout.queueSize;
+    const want = Math.min(Math.max(room, 1), size);
+    this.reclaimTx();
+    if (this.txFreeTop >= want) return;
+    if (this.txq.armAt(this.txq.lastUsed + (want - this.txFreeTop) - 1)) return;
+    const now = Atomics.load(this.header, i32(H.IRQ));
+    if (now !== this.irqSeen) {
+      this.irqSeen = now;
+      return;
+    }
+    Atomics.wait(this.header, i32(H.IRQ), this.irqSeen, timeoutMs);
+    this.irqSeen = Atomics.load(this.header, i32(H.IRQ));
+  }
+
   /** Transmit buffers queued but not yet completed by the device. */
   get txInFlight(): number {
     this.reclaimTx();

@@ -60,6 +60,11 @@ export interface VifOptions {
   engine?: number;
   /** Weight, priority, rate limits, guarantee (docs/qos.md). */
   qos?: VifQos;
+  // ---- for a driver domain's NIC (src/baseline/); ordinary VIFs leave these out ----
+  /** Anti-spoofing (default true); false lets the VIF send any source MAC (a bridge port). */
+  spoofCheck?: boolean;
+  /** A wake page (layout/doorbell.ts) woken with every interrupt of this VIF. */
+  interruptWake?: SharedArrayBuffer;
 }
 
 
@@ -247,11 +252,12 @@ export class Device extends EventEmitter {
       this.slots[slot] = v;
       this.vifsById.set(id, v);
       try {
-        if (this.router) await this.routerCall({ op: 'map', slot, vif: sab });
+        if (this.router) await this.routerCall({ op: 'map', slot, vif: sab, wake: opts.interruptWake });
         await this.engines[engine]!.call({
           op: 'add-vif',
           spec: { slot, sab, queueSize, mac, mtu, segment, linkUp: settings.linkUp, promiscuous: settings.promiscuous,
-            multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES },
+            multicast: settings.multicast, coalesce: settings.coalesce, deviceFeatures: DEVICE_FEATURES,
+            spoofCheck: opts.spoofCheck ?? true, interruptWake: opts.interruptWake },
         });
         await this.pushFdb();
       } catch (e) {
@@ -399,6 +405,12 @@ export class Device extends EventEmitter {
   async attachUplink(i: number, toUplink: RingEnd | null, fromUplink: SharedArrayBuffer[], reflect = false): Promise<void> {
     this.live();
     await this.engines[i]!.call({ op: 'uplink', toUplink, fromUplink, reflect });
+  }
+
+  /** Give engine `i` a capture ring and the shared per-slot capture flags (capture/vif-capture.ts). */
+  async attachCapture(i: number, ring: import('../capture/capture-ring.js').CaptureRingSpec, slots: SharedArrayBuffer): Promise<void> {
+    this.live();
+    await this.engines[i]!.call({ op: 'capture', ring, slots });
   }
 
   /** Wait until every engine has applied all earlier commands (a barrier, not a drain). */

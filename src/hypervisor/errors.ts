@@ -18,8 +18,11 @@ export type ErrorCode =
   | 'GUEST_EXITED'
   | 'GUEST_FAILED'
   | 'UPLINK_IN_USE'
+  | 'UPLINK_FAILED'
   | 'ENGINE_FAILED'
+  | 'DRIVER_DOMAIN_FAILED'
   | 'CONFIG_INVALID'
+  | 'NATIVE_MISSING'
   // QoS (hypervisor/qos.ts)
   | 'BAD_QOS'
   | 'QOS_OVERCOMMIT'

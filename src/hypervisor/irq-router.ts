@@ -5,22 +5,26 @@
  * word). It runs in its own worker; the control plane maps VIF slots to their memory.
  */
 import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { W, drainRung } from '../layout/doorbell.js';
+import { W, drainRung, wake } from '../layout/doorbell.js';
 import { H, i32 } from '../layout/vif.js';
 
-export type RouterCommand = { op: 'map'; slot: number; vif: SharedArrayBuffer } | { op: 'unmap'; slot: number } | { op: 'stop' };
+export type RouterCommand = { op: 'map'; slot: number; vif: SharedArrayBuffer; wake?: SharedArrayBuffer } | { op: 'unmap'; slot: number } | { op: 'stop' };
 
 const { page, port, spinUs } = workerData as { page: SharedArrayBuffer; port: MessagePort; spinUs: number };
 const p = new Int32Array(page);
 const headers: (Int32Array | undefined)[] = [];
+/** Per slot: a wake page also woken with the interrupt (VifSpec.interruptWake), if any. */
+const wakes: (Int32Array | undefined)[] = [];
 let running = true;
 let forwarded = 0;
 
 function control(): void {
   for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
     const cmd = m.message as RouterCommand;
-    if (cmd.op === 'map') headers[cmd.slot] = new Int32Array(cmd.vif, 0, 1024);
-    else if (cmd.op === 'unmap') headers[cmd.slot] = undefined;
+    if (cmd.op === 'map') {
+      headers[cmd.slot] = new Int32Array(cmd.vif, 0, 1024);
+      wakes[cmd.slot] = cmd.wake ? new Int32Array(cmd.wake) : undefined;
+    } else if (cmd.op === 'unmap') headers[cmd.slot] = wakes[cmd.slot] = undefined;
     else running = false;
     port.postMessage({ type: 'ack', forwarded });
   }
@@ -31,6 +35,8 @@ const forwardOne = (slot: number): number => {
   if (h === undefined) return 0;
   Atomics.add(h, i32(H.IRQ), 1);
   Atomics.notify(h, i32(H.IRQ), 1);
+  const w = wakes[slot];
+  if (w !== undefined) wake(w);
   return 1;
 };
 

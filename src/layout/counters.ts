@@ -45,6 +45,8 @@ export const ENGINE_COUNTERS = [
   // device-level drops
   'uplink_rx_runt', 'uplink_rx_oversize', 'uplink_rx_unknown_dst', 'no_receiver', 'fwd_full',
   'vif_gone', 'uplink_tx_full',
+  // iterations in which guests' transmit queues were left waiting because the uplink ring was full
+  'uplink_tx_waits',
 ] as const;
 export type EngineCounter = (typeof ENGINE_COUNTERS)[number];
 

@@ -88,6 +88,12 @@ export class FrameRing {
     return SLOTS_OFFSET + (this.local & this.mask) * this.slotBytes;
   }
 
+  /** Producer: free slots right now (reads the consumer's TAIL). */
+  room(): number {
+    this.peer = Atomics.load(this.u32, R.TAIL);
+    return this.slots - ((this.local - this.peer) >>> 0);
+  }
+
   /** Producer: finish the slot returned by reserve(); visible to the consumer after publish(). */
   commit(slotOffset: number, len: number, meta: number): void {
     const w = slotOffset >>> 2;

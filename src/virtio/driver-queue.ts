@@ -79,6 +79,17 @@ export class DriverQueue {
     return this.hasUsed();
   }
 
+  /**
+   * Ask for an interrupt once the used idx passes `idx` (virtio 1.2, 2.7.10: used_event), or at the
+   * next used entry without EVENT_IDX. Returns true if the device is already past it.
+   */
+  armAt(idx: number): boolean {
+    if (this.eventIdx) Atomics.store(this.avail16, 2 + this.size, idx & 0xffff);
+    else Atomics.store(this.avail16, 0, 0);
+    const seen = (Atomics.load(this.used16, 1) - this.lastUsed) & 0xffff;
+    return seen > ((idx - this.lastUsed) & 0xffff);
+  }
+
   /** Tell the device no interrupts are wanted (polling). With EVENT_IDX the stale used_event does it. */
   disarm(): void {
     if (!this.eventIdx) Atomics.store(this.avail16, 0, 1); // VIRTQ_AVAIL_F_NO_INTERRUPT

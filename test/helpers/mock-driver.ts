@@ -35,6 +35,9 @@ export interface VifOpts {
   linkUp?: boolean;
   promiscuous?: boolean;
   deviceFeatures?: Features;
+  /** Anti-spoofing (default true); false for a driver domain's NIC VIF (test/helpers/dd-rig.ts). */
+  spoofCheck?: boolean;
+  interruptWake?: SharedArrayBuffer;
 }
 
 /** One engine (index 0 of 1) with its doorbell page and counters, driven by step(). */
@@ -69,7 +72,7 @@ export class Rig {
     const spec: VifSpec = {
       slot, sab, queueSize, mac, mtu, segment: o.segment ?? 0, linkUp: o.linkUp ?? true,
       promiscuous: o.promiscuous ?? false, multicast: [], coalesce: { frames: 1, usecs: 0 },
-      deviceFeatures: o.deviceFeatures ?? DEVICE_FEATURES,
+      deviceFeatures: o.deviceFeatures ?? DEVICE_FEATURES, spoofCheck: o.spoofCheck, interruptWake: o.interruptWake,
     };
     this.engine.addVif(spec);
     this.fdb.push({ segment: spec.segment, mac, slot });

@@ -107,7 +107,7 @@ test('unknown keys are rejected with their path, at every depth', () => {
 
 test('bad values are rejected with their path and a reason', () => {
   const list = issues({
-    devices: [{ engines: 0, maxVifs: 2000, interruptMode: 'polling', ringSlots: 100, uplink: { kind: 'tap' } }],
+    devices: [{ engines: 0, maxVifs: 2000, interruptMode: 'polling', ringSlots: 100, uplink: { kind: 'token-ring' } }],
     guests: [
       guest('a', [
         { mtu: 67 },
@@ -129,7 +129,7 @@ test('bad values are rejected with their path and a reason', () => {
   hasIssue(list, 'devices.0.maxVifs', /^must be <= 1024$/);
   hasIssue(list, 'devices.0.interruptMode', /"direct", "hypervisor"/);
   hasIssue(list, 'devices.0.ringSlots', /power of two/);
-  hasIssue(list, 'devices.0.uplink.kind', /must be one of "null", "echo", "wire", got "tap"/);
+  hasIssue(list, 'devices.0.uplink.kind', /must be one of "null", "echo", "wire", "vxlan", "tap", got "token-ring"/);
   hasIssue(list, 'guests.0.vifs.0.mtu', /^must be >= 68$/);
   hasIssue(list, 'guests.0.vifs.1.mtu', /^must be <= 9000$/);
   hasIssue(list, 'guests.0.vifs.2.mtu', /^must be a number, got "1500"$/);

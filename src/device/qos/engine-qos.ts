@@ -307,7 +307,8 @@ export class EngineQos implements DrrServer {
 
   /** Is the port closed for this VIF? (DrrServer) */
   gated(s: number): boolean {
-    return this.toUplink[s] === 1 && this.port.closed();
+    // The port's share is used up, or the uplink ring has no room (the engine's uplink backpressure).
+    return this.toUplink[s] === 1 && (this.port.closed() || this.eng.uplinkWait(this.now));
   }
 
   beforeVisit(): void {
@@ -380,9 +381,13 @@ export class EngineQos implements DrrServer {
       if (fb < maxFrames) maxFrames = fb;
     }
     const port = this.port;
-    if (port.on && this.toUplink[s] === 1) {
-      const pb = port.bucket.byteBudget();
-      if (pb < maxBytes) maxBytes = pb;
+    if (this.toUplink[s] === 1) {
+      if (port.on) {
+        const pb = port.bucket.byteBudget();
+        if (pb < maxBytes) maxBytes = pb;
+      }
+      const room = this.eng.sw.uplinkRoom(); // never more than the uplink ring can take
+      if (room < maxFrames) maxFrames = room > 0 ? room : 1;
     }
     const c = this.c;
     const ec = this.eng.ec;
