@@ -59,3 +59,27 @@ test('guarantees above the capacity, or without one, are refused naming the VIFs
   assert.equal(none[0]!.path, 'device.qos.capacityBitsPerSec');
   assert.match(none[0]!.message, /required.*"a"/);
 });
+
+test('daemon reload: a QoS change (or its removal) changes the running VIF in place', async () => {
+  const { planChanges } = await import('../../src/daemon/plan.js');
+  const { VIF_FIELDS, vifCreateOptions } = await import('../../src/daemon/registry.js');
+  const cfg = (qos?: object) => validateConfig({ device: { name: 'd', qos: { capacityBitsPerSec: 1e9 } }, guests: [{ name: 'g', module: 'g.js', vifs: [{ name: 'v', mac: '02:00:00:00:00:01', ...(qos ? { qos } : {}) }] }] });
+  const before = cfg({ weight: 2 });
+  const vc = before.guests[0]!.vifs[0]!;
+  assert.deepEqual(vifCreateOptions(vc).qos, { weight: 2 });
+  const running = {
+    devices: new Map(before.devices.map((d) => [d.name, d])),
+    guests: new Map(before.guests.map((g) => [g.name, g])),
+    vifs: new Map([['v', { cfg: vc, guest: 'g', vif: { queueSize: vc.queueSize, bufferMtu: vc.mtu } as never }]]),
+  };
+  for (const to of [cfg({ weight: 3, guestTx: { bitsPerSec: 1e8 } }), cfg()]) {
+    const p = planChanges(running, to);
+    assert.deepEqual(p.steps.map((s) => s.op), ['change-vif']);
+    assert.deepEqual((p.steps[0] as { fields: string[] }).fields, ['qos']);
+  }
+  // the change goes through Device.setVif with the whole new setting ({} when removed)
+  const calls: unknown[] = [];
+  const dev = { setVif: async (id: string, s: unknown) => void calls.push([id, s]) };
+  await VIF_FIELDS.find((f) => f.key === 'qos')!.apply!(dev as never, { id: 'v' } as never, cfg().guests[0]!.vifs[0]!);
+  assert.deepEqual(calls, [['v', { qos: {} }]]);
+});
