@@ -300,9 +300,12 @@ export class EngineQos implements DrrServer {
   private hold(s: number, wait: number): void {
     const v = this.eng.vifs[s]!;
     this.c[v.counterBase + VC.qos_tx_holds] += 1;
-    this.inHeld[s] = 1;
-    this.held[this.heldN++] = s;
-    this.readyAt[s] = this.now + wait;
+    if (this.inHeld[s] === 0) {
+      this.inHeld[s] = 1;
+      this.held[this.heldN++] = s;
+      this.readyAt[s] = this.now + wait;
+    } else if (this.now + wait > this.readyAt[s]!) this.readyAt[s] = this.now + wait; // never listed twice
+
   }
 
   /** Is the port closed for this VIF? (DrrServer) */
