@@ -8,5 +8,6 @@ export { NullUplink, type Uplink } from './uplink/uplink.js';
 export { VirtioNetDriver, DriverError, type VifGrant } from './guest/driver.js';
 export { GuestContext } from './guest/context.js';
 export { VIF_COUNTERS, ENGINE_COUNTERS, VIF_DROP_COUNTERS, ENGINE_DROP_COUNTERS } from './layout/counters.js';
+export { type VifQos, type DeviceQos, type RateLimit } from './hypervisor/qos.js';
 export { DriverDomain, type DriverDomainOptions, type NetifOptions } from './baseline/driver-domain.js';
 export { Netif } from './baseline/netfront.js';

@@ -8,6 +8,10 @@
  * `null`: the frames go to the null uplink (counted, not copied), as in svnic-uplink.
  * `ring`: the frames are copied into an uplink frame ring (as for echo, wire, VXLAN uplinks),
  * which this thread drains after each step.
+ *
+ * Third argument (QoS, docs/qos.md): `none` (default) builds the engine without a QoS table;
+ * `off` gives it one with nothing configured (as every Device does: QoS present but off);
+ * `on` also sets the VIF's weight to 2, so every frame goes through the QoS scheduler.
  */
 import { Engine } from '../../src/device/engine.js';
 import { createWakePage } from '../../src/layout/doorbell.js';
@@ -16,9 +20,11 @@ import { createFrameRing, FrameRing } from '../../src/layout/frame-ring.js';
 import { DEVICE_FEATURES, createVifMemory } from '../../src/hypervisor/device.js';
 import { VirtioNetDriver } from '../../src/guest/driver.js';
 import { alignedFor, makeFrame, macBytes } from '../common.js';
+import { createQosTable, writeQosRow, emptyQosRow } from '../../src/layout/qos.js';
 
 const frameBytes = Number(process.argv[2] ?? 64);
 const mode = process.argv[3] ?? 'null';
+const qosMode = process.argv[4] ?? 'none';
 const MAC = '02:53:00:00:00:01';
 const Q = 256;
 
@@ -26,7 +32,9 @@ const sab = createVifMemory(0, Q, 1500, MAC);
 
 const doorbell = createWakePage(1024);
 const counters = createCounters(1024, 1);
-const eng = new Engine({ index: 0, engines: 1, maxVifs: 1024, doorbell, control: createWakePage(32), counters, irqMode: 'direct', spinUs: 100, sweepMs: 100, batch: 32 });
+const qos = qosMode === 'none' ? undefined : createQosTable(1024);
+if (qos && qosMode === 'on') writeQosRow(qos, 0, { ...emptyQosRow(), enabled: true, weight: 2 });
+const eng = new Engine({ index: 0, engines: 1, maxVifs: 1024, doorbell, control: createWakePage(32), counters, irqMode: 'direct', spinUs: 100, sweepMs: 100, batch: 32, qos });
 eng.addVif({
   slot: 0, sab, queueSize: Q, mac: MAC, mtu: 1500, segment: 0, linkUp: true, promiscuous: false, multicast: [],
   coalesce: { frames: 1, usecs: 0 }, deviceFeatures: DEVICE_FEATURES,
@@ -69,5 +77,5 @@ const t0 = performance.now();
 rounds(100_000);
 const total = performance.now() - t0;
 const frames = readEngineCounters(f64, 1024, 0).uplink_tx_frames - before;
-console.log(`${frameBytes} B to the ${mode === 'ring' ? 'uplink ring' : 'null uplink'}: ${frames} frames, ` +
+console.log(`${frameBytes} B to the ${mode === 'ring' ? 'uplink ring' : 'null uplink'}, QoS ${qosMode}: ${frames} frames, ` +
   `engine ${((engineMs * 1e6) / frames).toFixed(1)} ns/frame, guest driver ${(((total - engineMs) * 1e6) / frames).toFixed(1)} ns/frame`);

@@ -20,6 +20,7 @@ program
 registerDemo(program);
 registerRun(program);
 registerBench(program);
+(await import('./bench-qos.js')).registerBenchQos(program);
 registerDaemon(program);
 registerVif(program);
 registerStats(program);

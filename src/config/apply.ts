@@ -182,6 +182,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
         const d = await hv.createDevice({
           name: dc.name, engines: dc.engines, maxVifs: dc.maxVifs, interruptMode: dc.interruptMode, spinUs: dc.spinUs,
           sweepMs: dc.sweepMs, batch: dc.batch, ringSlots: dc.ringSlots, routerSpinUs: dc.routerSpinUs,
+          qos: dc.qos,
         });
         devices.set(dc.name, d);
       } catch (e) {
@@ -226,6 +227,7 @@ export async function applyConfig(config: Config, opts: ApplyOptions = {}): Prom
           const v = await hv.createVifFor(g, devices.get(vc.device)!, {
             name: vc.name, mac: vc.mac, mtu: vc.mtu, queueSize: vc.queueSize, segment: vc.segment, linkUp: vc.linkUp,
             promiscuous: vc.promiscuous, multicast: vc.multicast, coalesce: vc.coalesce, engine: vc.engine,
+            qos: vc.qos,
           });
           vifs.set(vc.name, v);
           vifConfigs.set(vc.name, vc);

@@ -102,6 +102,43 @@ const uplinkSchema = z.preprocess(
   ]),
 );
 
+// ---- QoS (docs/qos.md) -----------------------------------------------------------------------
+// Shapes only; hypervisor/qos.ts checks the same ranges for API callers, and admission control
+// (guarantees vs capacity) runs in stage 2 per device and again per engine when VIFs are created.
+const rateLimitSchema = z.strictObject({
+  bitsPerSec: z.number().min(0).max(1e12).optional(),
+  framesPerSec: z.number().min(0).max(1e9).optional(),
+  burstBytes: z.number().min(0).max(2 ** 30).optional(),
+  burstFrames: z.number().min(0).max(2 ** 30).optional(),
+});
+const vifQosSchema = z.strictObject({
+  weight: z.number().min(1).max(1000).optional(),
+  priority: z.int().min(0).max(7).optional(),
+  guestTx: rateLimitSchema.optional(),
+  guestRx: rateLimitSchema.optional(),
+  guaranteedBitsPerSec: z.number().min(0).max(1e12).optional(),
+});
+const deviceQosSchema = z.strictObject({
+  capacityBitsPerSec: z.number().min(0).max(1e12).optional(),
+  priorityShare: z.number().gt(0).max(1).optional(),
+  quantumBytes: z.int().min(64).max(1_048_576).optional(),
+});
+export type VifQosConfig = z.output<typeof vifQosSchema>;
+export type DeviceQosConfig = z.output<typeof deviceQosSchema>;
+
+/** Stage 2: per device, the guarantees of its VIFs must fit in its capacity. */
+function checkQosAdmission(devices: DeviceConfig[], vifs: VifConfig[], issue: (path: string, message: string) => void): void {
+  for (const d of devices) {
+    const asked = vifs.filter((v) => v.device === d.name && (v.qos?.guaranteedBitsPerSec ?? 0) > 0);
+    if (asked.length === 0) continue;
+    const cap = d.qos?.capacityBitsPerSec ?? 0;
+    const sum = asked.reduce((s, v) => s + v.qos!.guaranteedBitsPerSec!, 0);
+    if (cap <= 0) issue(`${d.path}.qos.capacityBitsPerSec`, `required: VIFs ${asked.map((v) => `"${v.name}"`).join(', ')} ask for guaranteed rates`);
+    else if (sum > cap) issue(`${d.path}.qos.capacityBitsPerSec`, `the guaranteed rates of VIFs ${asked.map((v) => `"${v.name}" (${v.qos!.guaranteedBitsPerSec})`).join(', ')} add up to ${sum} bit/s, more than the capacity ${cap}`);
+  }
+}
+// ---- end QoS ----------------------------------------------------------------------------------
+
 const deviceSchema = z.strictObject({
   name: name().optional(),
   engines: z.int().min(1).max(LIMITS.engines).default(DEVICE_DEFAULTS.engines),
@@ -113,6 +150,7 @@ const deviceSchema = z.strictObject({
   ringSlots: pow2(2, 65536).default(DEVICE_DEFAULTS.ringSlots),
   routerSpinUs: z.number().min(0).max(1_000_000).default(DEVICE_DEFAULTS.routerSpinUs),
   uplink: uplinkSchema.default({ kind: 'null' }),
+  qos: deviceQosSchema.optional(),
 });
 
 const vifSchema = z.strictObject({
@@ -134,6 +172,7 @@ const vifSchema = z.strictObject({
     .default({ frames: 1, usecs: 0 }),
   /** Pin to an engine of its device; default: the engine with the fewest VIFs. */
   engine: z.int().min(0).optional(),
+  qos: vifQosSchema.optional(),
   /** issue 4: write this VIF's traffic to a pcap file (relative to the working directory). */
   capture: z.string().min(1).optional(),
 });
@@ -173,6 +212,7 @@ export interface DeviceConfig {
   ringSlots: number;
   routerSpinUs: number;
   uplink: UplinkConfig;
+  qos?: DeviceQosConfig;
   /** Where this device is in the file (`device` or `devices.N`), for messages. */
   path: string;
 }
@@ -189,6 +229,7 @@ export interface VifConfig {
   multicast: string[];
   coalesce: { frames: number; usecs: number };
   engine?: number;
+  qos?: VifQosConfig;
   /** pcap file of this VIF's traffic (issue 4). */
   capture?: string;
   path: string;
@@ -343,6 +384,8 @@ export function validateConfig(data: unknown, opts: ValidateOptions = {}): Confi
     if (prev) issue(`${v.path}.mac`, `duplicate MAC ${v.mac} in segment ${v.segment} (${prev}.mac has it too)`);
     else macAt.set(k, v.path);
   }
+
+  checkQosAdmission(devices, allVifs, issue);
 
   if (issues.length) throw new ConfigError(issues);
 

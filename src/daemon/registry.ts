@@ -201,7 +201,8 @@ export const VIF_FIELDS: VifField[] = [
   { key: 'segment', live: false },
   { key: 'queueSize', live: false },
   { key: 'engine', live: false },
-  // (QoS, issue 6: e.g. { key: 'qos', live: true, apply: (d, v, to) => d.setQos(v.id, to.qos) })
+  // QoS (docs/qos.md): changed in place through the device's QoS table.
+  { key: 'qos', live: true, apply: async (d, v, to) => void (await d.setVif(v.id, { qos: to.qos ?? {} })) },
 ];
 
 /**
@@ -231,6 +232,6 @@ export function vifCreateOptions(vc: VifConfig): VifOptions {
   return {
     name: vc.name, mac: vc.mac, mtu: vc.mtu, queueSize: vc.queueSize, segment: vc.segment, linkUp: vc.linkUp,
     promiscuous: vc.promiscuous, multicast: vc.multicast, coalesce: vc.coalesce, engine: vc.engine,
-    // (QoS, issue 6: qos: vc.qos)
+    qos: vc.qos,
   };
 }

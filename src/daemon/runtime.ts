@@ -85,6 +85,7 @@ export class Runtime {
         const device = await this.hv.createDevice({
           name: c.name, engines: c.engines, maxVifs: c.maxVifs, interruptMode: c.interruptMode, spinUs: c.spinUs,
           sweepMs: c.sweepMs, batch: c.batch, ringSlots: c.ringSlots, routerSpinUs: c.routerSpinUs,
+          qos: c.qos,
         });
         device.on('needs-reset', (e: { vif: string; reason: string }) => this.log(`VIF ${e.vif} needs a reset by its driver: ${e.reason}`));
         this.devices.set(c.name, { cfg: c, device });

@@ -17,6 +17,7 @@ import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.j
 import { MacTable, macHi, macLo, type MacEntry } from './mac-table.js';
 import { TX_EMPTY, TX_VIOLATION, RX_VIOLATION, RX_OK } from './virtio-net-device.js';
 import { Switch } from './switch.js';
+import { EngineQos } from './qos/engine-qos.js';
 import { rotateLeft } from './rotate.js';
 import { CaptureTap, DIR_IN, DIR_OUT } from '../capture/capture-ring.js';
 import { vmDevice, vmSignal } from '../vhost-user/engine-vm.js';
@@ -50,6 +51,8 @@ export interface EngineConfig {
   sweepMs: number;
   /** Frames taken from one source per iteration. */
   batch: number;
+  /** The device's QoS table (layout/qos.ts); without it the engine never runs QoS. */
+  qos?: SharedArrayBuffer;
 }
 
 export type EngineEvent =
@@ -75,7 +78,8 @@ export class Engine {
   readonly c: Float64Array;
   readonly ec: number; // base index of this engine's counter row
   readonly vifs: (EngineVif | undefined)[];
-  private active: EngineVif[] = [];
+  /** VIFs that have or may have guest-TX work (EngineQos takes them over when QoS is on). */
+  active: EngineVif[] = [];
   private dirty: EngineVif[] = [];
   private held: EngineVif[] = [];
   readonly sw: Switch;
@@ -83,6 +87,10 @@ export class Engine {
   private readonly staging: Uint8Array;
   private readonly staging32: Int32Array;
   private readonly irqPage: Int32Array | null;
+  /** QoS (device/qos/engine-qos.ts); null without a QoS table. */
+  readonly qos: EngineQos | null;
+  /** Bytes of the frames the last serviceFromGuest() passed to the switch. */
+  takenBytes = 0;
   private idleSince = -1;
   private stopped = false;
   /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
@@ -112,6 +120,7 @@ export class Engine {
     this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + Math.max(maxFrameBytes(9000), MAX_GSO_FRAME)) / 64) * 64);
     this.staging32 = new Int32Array(this.staging.buffer);
     this.sw = new Switch(this, cfg.index, cfg.engines, cfg.maxVifs);
+    this.qos = cfg.qos ? new EngineQos(this, cfg.qos) : null;
   }
 
   // ---- control (called between iterations) -------------------------------------------------
@@ -121,6 +130,7 @@ export class Engine {
     this.vifs[spec.slot] = v;
     v.publishConfig();
     this.sw.rebuildSegments();
+    this.qos?.attach(spec.slot);
     this.kicked(v); // the driver may have started before the VIF reached us
   }
 
@@ -136,6 +146,7 @@ export class Engine {
     const unsent = dev ? dev.unsentFromGuest() : 0;
     if (dev) dev.fromGuestQ.publishUsed(), dev.toGuestQ.publishUsed();
     this.c[v.counterBase + VC.tx_unplugged] += unsent;
+    this.qos?.forget(slot);
     this.vifs[slot] = undefined;
     this.active = this.active.filter((x) => x !== v);
     this.dirty = this.dirty.filter((x) => x !== v);
@@ -217,29 +228,33 @@ export class Engine {
       work++;
     }
     if (Atomics.load(db, W.SUMMARY) !== 0) work += drainRung(db, this.summaryMask, this.onRung);
-    const act = this.active;
     const batch = this.cfg.batch;
     let waited = false;
     let served = 0;
     let firstSkipped = -1;
-    if (this.uplinkFullSince >= 0 && this.sw.uplinkRoom() >= batch) this.uplinkFullSince = -1;
-    for (let i = 0; i < act.length; ) {
-      const v = act[i]!;
-      if (this.sw.uplinkRoom() < batch && this.holdForUplink(now)) {
-        // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
-        if (!waited) firstSkipped = i;
-        waited = true;
-        i++;
-        continue;
+    const act = this.active;
+    const q = this.qos;
+    if (q !== null && q.check(now)) work += q.serviceFromGuest(now); // QoS: device/qos/engine-qos.ts
+    else {
+      if (this.uplinkFullSince >= 0 && this.sw.uplinkRoom() >= batch) this.uplinkFullSince = -1;
+      for (let i = 0; i < act.length; ) {
+        const v = act[i]!;
+        if (this.sw.uplinkRoom() < batch && this.holdForUplink(now)) {
+          // Backpressure: the uplink cannot take a batch; the VIF's frames wait in its ring.
+          if (!waited) firstSkipped = i;
+          waited = true;
+          i++;
+          continue;
+        }
+        const n = this.serviceFromGuest(v, batch, Infinity);
+        served++;
+        work += n;
+        if (n < batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
+          v.active = false;
+          act[i] = act[act.length - 1]!;
+          act.pop();
+        } else i++;
       }
-      const n = this.serviceFromGuest(v);
-      served++;
-      work += n;
-      if (n < batch && !(v.dev !== null && v.dev.fromGuestQ.enableKicks())) {
-        v.active = false;
-        act[i] = act[act.length - 1]!;
-        act.pop();
-      } else i++;
     }
     if (waited) {
       this.c[this.ec + EC.uplink_tx_waits] += 1;
@@ -251,6 +266,15 @@ export class Engine {
     if (this.held.length !== 0) this.releaseHeld(now);
     this.c[this.ec + EC.loops] += 1;
     return work;
+  }
+
+  /** For QoS (engine-qos.ts): should frames for the uplink wait for room on its ring now? */
+  uplinkWait(now: number): boolean {
+    if (this.sw.uplinkRoom() >= this.cfg.batch) {
+      this.uplinkFullSince = -1;
+      return false;
+    }
+    return this.holdForUplink(now);
   }
 
   /** The uplink has no room for a batch: hold guest frames back, unless it has stalled (UPLINK_STALL_MS). */
@@ -283,17 +307,21 @@ export class Engine {
     }
   }
 
-  /** Take up to `batch` frames from a VIF's transmit queue and switch them. */
-  private serviceFromGuest(v: EngineVif): number {
+  /**
+   * Take frames from a VIF's transmit queue and switch them: at most `maxFrames`, and no new frame
+   * once `maxBytes` bytes were switched (QoS budgets; the last frame may overshoot). Sets takenBytes.
+   */
+  serviceFromGuest(v: EngineVif, maxFrames: number, maxBytes: number): number {
     const dev = v.dev;
+    this.takenBytes = 0;
     if (dev === null) return 0;
     const st = this.staging;
     const st32 = this.staging32;
     const base = v.counterBase;
     const c = this.c;
-    const batch = this.cfg.batch;
     let done = 0;
-    while (done < batch) {
+    let bytes = 0;
+    while (done < maxFrames && bytes < maxBytes) {
       const len = dev.fromGuest(st, st32);
       if (len === TX_EMPTY) break;
       if (len === TX_VIOLATION) {
@@ -319,8 +347,10 @@ export class Engine {
       }
       c[base + VC.tx_frames] += 1;
       c[base + VC.tx_bytes] += len;
+      bytes += len;
       this.sw.fromVif(v, st, st32, f, len);
     }
+    this.takenBytes = bytes;
     if (done !== 0) {
       v.batchFrames += done;
       this.markDirty(v);
@@ -330,6 +360,15 @@ export class Engine {
 
   /** Place a frame into a local VIF (counted there on success or drop). */
   deliver(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number, offloaded = false): void {
+    const q = this.qos;
+    // A VIF over its guest-RX limit: the frame waits in its hold queue (or is counted as dropped).
+    // Offloaded frames (with their virtio header) never reach such a VIF: offload.ts routes around it.
+    if (q !== null && !offloaded && q.rxLimited[v.slot] === 1 && !q.admitToGuest(v, buf, buf32, off, len)) return;
+    this.placeToGuest(v, buf, buf32, off, len, offloaded);
+  }
+
+  /** deliver() without the guest-RX limit (EngineQos drains its hold queues through this). */
+  placeToGuest(v: EngineVif, buf: Uint8Array, buf32: Int32Array, off: number, len: number, offloaded = false): void {
     const dev = v.dev;
     if (dev === null || v.state !== VifState.LIVE) {
       this.c[v.counterBase + VC.rx_not_ready] += 1;
@@ -437,7 +476,7 @@ export class Engine {
   private hasWork(): boolean {
     const db = this.db;
     return Atomics.load(db, W.SUMMARY) !== 0 || Atomics.load(this.ctl, W.CONTROL) !== 0 ||
-      this.active.length !== 0 || this.sw.ringsPending();
+      this.active.length !== 0 || this.sw.ringsPending() || (this.qos !== null && this.qos.hasWork());
   }
 
   /** Wake every VIF that has work or changed status; run after a sleep timed out. */
@@ -498,7 +537,8 @@ export class Engine {
         Atomics.store(db, W.SLEEPING, 0);
         continue;
       }
-      const timeout = blockedOnly ? UPLINK_NAP_MS : Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now);
+      const qosWait = this.qos !== null ? this.qos.nextDeadline(now) : Infinity;
+      const timeout = blockedOnly ? UPLINK_NAP_MS : Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now, qosWait);
       c[ec + EC.sleeps] += 1;
       const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
       Atomics.store(db, W.SLEEPING, 0);

@@ -43,7 +43,10 @@ export function routeOffloaded(eng: Engine, v: EngineVif, st: Uint8Array, st32: 
   if ((st[f]! & 1) === 0) {
     const slot = eng.sw.fdb.lookup(v.segment, st, f);
     const dst = slot >= 0 ? eng.vifs[slot] : undefined;
-    if (dst !== undefined && dst.dev !== null && dst.dev.takesOffloaded(st[0]!, st[1]!)) {
+    // Whole only to a driver that takes it and is not under a guest-RX limit (the QoS hold queue
+    // keeps frames without their virtio header); otherwise checksum or segment it here.
+    const rxLimited = eng.qos !== null && eng.qos.rxLimited[slot] === 1;
+    if (dst !== undefined && dst.dev !== null && !rxLimited && dst.dev.takesOffloaded(st[0]!, st[1]!)) {
       eng.c[v.counterBase + VC.tx_frames] += 1;
       eng.c[v.counterBase + VC.tx_bytes] += len;
       eng.deliver(dst, st, st32, f, len, true);

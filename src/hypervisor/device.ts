@@ -16,6 +16,8 @@ import type { Coalesce } from '../device/engine-vif.js';
 import type { IrqMode } from '../device/engine.js';
 import type { RingEnd } from '../device/engine-protocol.js';
 import { EngineHandle } from './engine-handle.js';
+import { createQosTable, emptyQosRow, writeQosPort, writeQosRow, type QosPort } from '../layout/qos.js';
+import { admit, devicePort, vifQosRow, type DeviceQos, type VifQos } from './qos.js';
 import { SvnicError } from './errors.js';
 import {
   Vif, DEVICE_FEATURES, MAX_MTU, checkMtu, checkSettings, checkUnicastMac, createVifMemory, type VifSettings,
@@ -40,6 +42,8 @@ export interface DeviceOptions {
   ringSlots?: number;
   /** Interrupt router spin in hypervisor mode (default 0: it sleeps between interrupts). */
   routerSpinUs?: number;
+  /** Uplink capacity, priority share, DRR quantum (docs/qos.md). */
+  qos?: DeviceQos;
 }
 
 export interface VifOptions {
@@ -54,6 +58,8 @@ export interface VifOptions {
   coalesce?: Coalesce;
   /** Pin to an engine; default: the engine with the fewest VIFs. */
   engine?: number;
+  /** Weight, priority, rate limits, guarantee (docs/qos.md). */
+  qos?: VifQos;
   // ---- for a driver domain's NIC (src/baseline/); ordinary VIFs leave these out ----
   /** Anti-spoofing (default true); false lets the VIF send any source MAC (a bridge port). */
   spoofCheck?: boolean;
@@ -72,6 +78,9 @@ export class Device extends EventEmitter {
   readonly interruptMode: IrqMode;
   readonly ringSlots: number;
   readonly counterSab: SharedArrayBuffer;
+  /** QoS table (layout/qos.ts): written here, read by the engines without messages. */
+  readonly qosSab: SharedArrayBuffer;
+  private qosPort: QosPort;
   private readonly f64: Float64Array;
   private readonly engines: EngineHandle[];
   private readonly slots: (Vif | null)[];
@@ -116,6 +125,9 @@ export class Device extends EventEmitter {
     this.interruptMode = opts.interruptMode ?? 'direct';
     this.ringSlots = opts.ringSlots ?? 512;
     this.counterSab = createCounters(maxVifs, engines);
+    this.qosPort = devicePort(opts.qos);
+    this.qosSab = createQosTable(maxVifs, engines);
+    writeQosPort(this.qosSab, this.qosPort);
     this.f64 = new Float64Array(this.counterSab);
     this.slots = new Array(maxVifs).fill(null);
     let irqPage: SharedArrayBuffer | undefined;
@@ -134,7 +146,7 @@ export class Device extends EventEmitter {
       const eng = new EngineHandle({
         index: i, engines, maxVifs, doorbell: createWakePage(maxVifs), control: createWakePage(32), counters: this.counterSab,
         irqMode: this.interruptMode, irqPage, spinUs: opts.spinUs ?? 100, sweepMs: opts.sweepMs ?? 100,
-        batch: opts.batch ?? 32,
+        batch: opts.batch ?? 32, qos: this.qosSab,
       });
       eng.onEvent = (ev) => {
         const v = this.slots[ev.slot];
@@ -229,14 +241,19 @@ export class Device extends EventEmitter {
       const settings: Required<VifSettings> = {
         mac, mtu, linkUp: opts.linkUp ?? true, promiscuous: opts.promiscuous ?? false,
         multicast: (opts.multicast ?? []).map((m) => m.toLowerCase()), coalesce: opts.coalesce ?? { frames: 1, usecs: 0 },
+        qos: {},
       };
       checkSettings(settings);
       const id = opts.name ?? `vif${this.vifSeq++}`;
       if (this.vifsById.has(id)) throw new SvnicError('BAD_OPTION', `a VIF named "${id}" already exists on ${this.name}`);
       const engine = opts.engine ?? this.leastLoadedEngine();
       if (!Number.isInteger(engine) || engine < 0 || engine >= this.engines.length) throw new SvnicError('BAD_OPTION', `engine must be in 0..${this.engines.length - 1}, got ${engine}`);
+      const qosRow = vifQosRow(opts.qos, id);
+      this.admitQos(this.qosPort, id, qosRow.minBps);
+      settings.qos = structuredClone(opts.qos ?? {});
       const sab = createVifMemory(slot, queueSize, mtu, mac);
       const v = new Vif(this, id, slot, engine, sab, mac, mtu, segment, queueSize, settings);
+      writeQosRow(this.qosSab, slot, qosRow); // before the engine gets the VIF: it reads the row on add
       this.slots[slot] = v;
       this.vifsById.set(id, v);
       try {
@@ -249,6 +266,7 @@ export class Device extends EventEmitter {
         });
         await this.pushFdb();
       } catch (e) {
+        writeQosRow(this.qosSab, slot, emptyQosRow());
         this.slots[slot] = null; // no phantom VIF holding a slot or a MAC
         this.vifsById.delete(id);
         v.state = 'destroyed';
@@ -280,6 +298,7 @@ export class Device extends EventEmitter {
       v.finalCounters = this.vifCounters(v.slot);
       this.retiredBalance += vifBalance(v.finalCounters);
       this.f64.fill(0, vifRowOffset(v.slot), vifRowOffset(v.slot) + VIF_ROW);
+      writeQosRow(this.qosSab, v.slot, emptyQosRow());
       this.slots[v.slot] = null;
       v.state = 'destroyed';
       this.removing.delete(v);
@@ -310,13 +329,47 @@ export class Device extends EventEmitter {
       }
       if (change.multicast) next.multicast = change.multicast.map((m) => m.toLowerCase());
       checkSettings(next);
+      const { qos, ...rest } = change;
+      const qosRow = qos !== undefined ? vifQosRow(qos, id) : null;
+      if (qos !== undefined) next.qos = structuredClone(qos);
+      if (qosRow) this.admitQos(this.qosPort, id, qosRow.minBps);
       v.settings = next;
       v.mac = next.mac;
       v.mtu = next.mtu;
-      await this.engines[v.engine]!.call({ op: 'change-vif', change: { slot: v.slot, ...change, mac: change.mac && next.mac, multicast: change.multicast && next.multicast } });
+      // QoS goes through the QoS table: the engine picks it up on its next iteration, no message.
+      if (qosRow) writeQosRow(this.qosSab, v.slot, qosRow);
+      if (Object.keys(rest).length === 0) return v;
+      await this.engines[v.engine]!.call({ op: 'change-vif', change: { slot: v.slot, ...rest, mac: change.mac && next.mac, multicast: change.multicast && next.multicast } });
       if (change.mac !== undefined) await this.pushFdb();
       return v;
     });
+  }
+
+  /**
+   * Change the device's QoS (uplink capacity, priority share, DRR quantum) under traffic. A
+   * capacity below the guarantees already given is refused (QOS_OVERCOMMIT).
+   */
+  setQos(q: DeviceQos): Promise<void> {
+    return this.serial(async () => {
+      this.live();
+      const port = devicePort(q);
+      this.admitQos(port, null, 0);
+      this.qosPort = port;
+      writeQosPort(this.qosSab, port);
+    });
+  }
+
+  get qos(): DeviceQos {
+    const p = this.qosPort;
+    return { capacityBitsPerSec: p.capacityBps, priorityShare: p.priorityShare, quantumBytes: p.quantum };
+  }
+
+  /** Admission control with VIF `id` guaranteed `bps` (replacing its current guarantee). */
+  private admitQos(port: QosPort, id: string | null, bps: number): void {
+    const all = [...this.vifsById.values()].filter((o) => o.id !== id)
+      .map((o) => ({ vif: o.id, bps: o.settings.qos.guaranteedBitsPerSec ?? 0 }));
+    if (id !== null) all.push({ vif: id, bps });
+    admit(this.name, port, all);
   }
 
   private autoMac(slot: number): string {

@@ -26,7 +26,11 @@ export type ErrorCode =
   // vhost-user and VM guests (issue 5)
   | 'VM_IMAGE'
   | 'VM_FAILED'
-  | 'VHOST_USER';
+  | 'VHOST_USER'
+  // QoS (hypervisor/qos.ts)
+  | 'BAD_QOS'
+  | 'QOS_OVERCOMMIT'
+  | 'QOS_NO_CAPACITY';
 
 export class SvnicError extends Error {
   readonly code: ErrorCode;

@@ -9,8 +9,12 @@ import { parseMac } from '../device/mac-table.js';
 import type { VifChange } from '../device/engine.js';
 import { SvnicError } from './errors.js';
 import type { Device } from './device.js';
+import type { VifQos } from './qos.js';
 
-export type VifSettings = Omit<VifChange, 'slot'>;
+export type VifSettings = Omit<VifChange, 'slot'> & {
+  /** QoS (docs/qos.md): applied through the device's QoS table, not the engine's command port. */
+  qos?: VifQos;
+};
 
 export const DEVICE_FEATURES = features(F_VERSION_1, F_MAC, F_MTU, F_STATUS, F_EVENT_IDX);
 export const MAX_MTU = 9000;

@@ -33,6 +33,9 @@ export const VIF_COUNTERS = [
   'proto_avail_jump', 'proto_bad_desc_index', 'proto_desc_loop', 'proto_indirect', 'proto_bad_features',
   // notifications
   'kicks', 'irq_raised', 'irq_coalesced', 'resets',
+  // QoS (device/qos/): guest RX drops (hold queue full; frames still held when the VIF went away)
+  // and, not drops, how often guest TX was held by its limit and frames that waited for guest RX
+  'rx_qos_overflow', 'rx_qos_flushed', 'qos_tx_holds', 'qos_rx_queued',
 ] as const;
 export type VifCounter = (typeof VIF_COUNTERS)[number];
 
