@@ -126,6 +126,13 @@ export class Controller {
       if (source === 'api-vif' && e instanceof ConfigError && e.issues.every((i) => i.message.startsWith('duplicate MAC'))) {
         throw new ApiError('DUPLICATE_MAC', 409, `${e.message}\nchoose a MAC no other VIF of the segment uses`, { issues: e.issues });
       }
+      // QoS admission (issue 6; config/schema.ts checkQosAdmission): guarantees that do not fit the
+      // device's capacity are a conflict with the running state, with the core's stable codes.
+      const admission = e instanceof ConfigError && e.issues.length > 0 && e.issues.every((i) => i.path.endsWith('.qos.capacityBitsPerSec'));
+      if (admission) {
+        const code = e.issues.some((i) => i.message.startsWith('required')) ? 'QOS_NO_CAPACITY' : 'QOS_OVERCOMMIT';
+        throw new ApiError(code, 409, `${e.message}\nlower a guaranteedBitsPerSec or raise the device's qos.capacityBitsPerSec (docs/qos.md)`, { issues: e.issues });
+      }
       throw e;
     }
   }
@@ -187,6 +194,11 @@ export class Controller {
         } catch (re) {
           rolledBack = false;
           this.log(`rollback failed: ${(re as Error).message}; the running state differs from generation ${this.generation} (GET /v1/config shows the desired state; reload to retry)`);
+        }
+        const cause = (e as { code?: string }).code;
+        if (rolledBack && (cause === 'QOS_OVERCOMMIT' || cause === 'QOS_NO_CAPACITY')) {
+          // admission control of the device refused it (e.g. per engine): a conflict, rolled back
+          throw new ApiError(cause, 409, `${describeStep(s)}: ${msg}; the changes before it were rolled back`, { failedStep: describeStep(s), applied: done, rolledBack });
         }
         throw new ApiError('APPLY_FAILED', 422, `${describeStep(s)} failed: ${msg}${rolledBack ? '; the changes before it were rolled back' : '; the rollback failed too, see the daemon log'}`, {
           failedStep: describeStep(s), cause: (e as { code?: string }).code ?? 'ERROR', applied: done, rolledBack,

@@ -16,7 +16,7 @@ export type ApiErrorCode =
   | 'TOKEN_REQUIRED' | 'TOKEN_INVALID'
   // state
   | 'NO_SUCH_VIF' | 'NO_SUCH_GUEST' | 'NO_SUCH_DEVICE' | 'VIF_EXISTS' | 'DUPLICATE_MAC' | 'GENERATION_MISMATCH' | 'BUSY'
-  | 'NEEDS_RESTART' | 'APPLY_FAILED' | 'NO_CONFIG_FILE' | 'NO_FDB' | 'VM_HAS_ONE_VIF'
+  | 'NEEDS_RESTART' | 'APPLY_FAILED' | 'NO_CONFIG_FILE' | 'NO_FDB' | 'VM_HAS_ONE_VIF' | 'QOS_OVERCOMMIT' | 'QOS_NO_CAPACITY'
   | 'INTERNAL';
 
 export interface ApiErrorBody {
@@ -46,6 +46,8 @@ const STATUS: Record<string, number> = {
   BAD_MAC: 400, BAD_MTU: 400, BAD_QUEUE_SIZE: 400, BAD_SEGMENT: 400, BAD_COALESCE: 400, BAD_OPTION: 400,
   CONFIG_INVALID: 400,
   GUEST_EXITED: 409, GUEST_FAILED: 422, DEVICE_STOPPED: 503, ENGINE_FAILED: 500,
+  // QoS (issue 6): admission control refuses a guarantee the capacity cannot hold
+  QOS_OVERCOMMIT: 409, QOS_NO_CAPACITY: 409, BAD_QOS: 400,
 };
 
 /** Turn anything thrown by a handler into a status and a JSON body. */

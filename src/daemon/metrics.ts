@@ -83,6 +83,36 @@ export function createMetrics(ctl: Controller, sampler: Sampler): Registry {
     for (const r of liveVifs()) set({ ...vl(r), mac: r.vif.mac, mtu: r.vif.mtu, segment: r.vif.segment }, 1);
   });
 
+  // ---- per-VIF QoS (issue 6, docs/qos.md). The QoS drops (rx_qos_overflow, rx_qos_flushed) are
+  // drop reasons of svnic_vif_drops_total; these are the events that are not drops, and the settings.
+  counter('svnic_vif_qos_events_total', 'QoS events that are not drops: tx_holds (guest TX held by its limit), rx_queued (frames that waited for the guest RX limit).', [...vifLabels, 'event'], (set) => {
+    for (const r of liveVifs()) {
+      const c = r.vif.counters();
+      set({ ...vl(r), event: 'tx_holds' }, c.qos_tx_holds);
+      set({ ...vl(r), event: 'rx_queued' }, c.qos_rx_queued);
+    }
+  });
+  const withQos = () => liveVifs().filter((r) => r.vif.settings.qos !== undefined && Object.keys(r.vif.settings.qos).length > 0);
+  gauge('svnic_vif_qos_weight', 'DRR weight of a VIF with QoS settings (1..1000).', vifLabels, (set) => {
+    for (const r of withQos()) set(vl(r), r.vif.settings.qos!.weight ?? 1);
+  });
+  gauge('svnic_vif_qos_priority', 'Strict priority class of a VIF with QoS settings (0 = none .. 7).', vifLabels, (set) => {
+    for (const r of withQos()) set(vl(r), r.vif.settings.qos!.priority ?? 0);
+  });
+  gauge('svnic_vif_qos_limit_bits_per_second', 'Rate limit of a VIF by direction (guest_tx, guest_rx); only limits that are set.', [...vifLabels, 'direction'], (set) => {
+    for (const r of withQos()) {
+      const q = r.vif.settings.qos!;
+      if (q.guestTx?.bitsPerSec) set({ ...vl(r), direction: 'guest_tx' }, q.guestTx.bitsPerSec);
+      if (q.guestRx?.bitsPerSec) set({ ...vl(r), direction: 'guest_rx' }, q.guestRx.bitsPerSec);
+    }
+  });
+  gauge('svnic_vif_qos_guaranteed_bits_per_second', 'Rate toward the uplink a VIF is guaranteed (admission-controlled); only VIFs with a guarantee.', vifLabels, (set) => {
+    for (const r of withQos()) if (r.vif.settings.qos!.guaranteedBitsPerSec) set(vl(r), r.vif.settings.qos!.guaranteedBitsPerSec!);
+  });
+  gauge('svnic_device_qos_capacity_bits_per_second', 'Uplink capacity a device shapes to and admits guarantees against (0: none set).', ['device'], (set) => {
+    for (const [name, d] of rt.devices) set({ device: name }, d.device.qos.capacityBitsPerSec ?? 0);
+  });
+
   // ---- per engine
   const engines = function* () {
     for (const [name, d] of rt.devices) for (let i = 0; i < d.device.engineCount; i++) yield { labels: { device: name, engine: i }, c: d.device.engineCounters(i) };

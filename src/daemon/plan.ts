@@ -203,7 +203,14 @@ export function planChanges(running: RunningView, desired: Config): Plan {
   for (const d of addedDevices) steps.push({ op: 'attach-uplink', device: d.name });
   steps.push(...uplinkSteps);
   for (const g of startGuests) steps.push({ op: 'start-guest', guest: g });
-  steps.push(...changeVifs);
+  // QoS admission (issue 6) is checked on every change: apply lowered guarantees before raised ones,
+  // so a plan whose end state fits the capacity never passes through one that does not.
+  const guaranteeDelta = (st: Step): number => {
+    if (st.op !== 'change-vif') return 0;
+    const from = running.vifs.get(st.vif)?.cfg.qos?.guaranteedBitsPerSec ?? 0;
+    return (st.to.qos?.guaranteedBitsPerSec ?? 0) - from;
+  };
+  steps.push(...changeVifs.map((st, i) => ({ st, i, d: guaranteeDelta(st) })).sort((a, b) => (a.d < 0 ? 0 : 1) - (b.d < 0 ? 0 : 1) || a.i - b.i).map((x) => x.st));
   for (const g of desired.guests) {
     for (const v of g.vifs) if (addVifs.has(v.name)) steps.push({ op: 'add-vif', vif: v, guest: g.name });
   }

@@ -13,6 +13,7 @@
  *  - vifCreateOptions: config fields passed to Device.createVif (QoS fields add a line).
  */
 import { closeSync, openSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Device, Vif, VifOptions } from '../hypervisor/device.js';
 import { SvnicError } from '../hypervisor/errors.js';
 import type { Hypervisor } from '../hypervisor/hypervisor.js';
@@ -181,7 +182,7 @@ export interface VifField {
    * Apply a live change. Default: the field goes into Device.setVif's settings under its own key
    * (mac, mtu, linkUp, promiscuous, multicast, coalesce).
    */
-  apply?: (device: Device, vif: Vif, to: VifConfig, ctx: VifFieldContext) => Promise<void>;
+  apply?: (device: Device, vif: Vif, to: VifConfig, ctx?: VifFieldContext) => Promise<void>;
   /** Called once a VIF with this field set has been created (capture starts before the guest sends). */
   onCreate?: (vif: Vif, vc: VifConfig, ctx: VifFieldContext) => Promise<void>;
 }
@@ -210,8 +211,9 @@ export const VIF_FIELDS: VifField[] = [
  * so a path the daemon cannot write is refused (BAD_OPTION, rolled back) before the running
  * capture is touched.
  */
-async function startCapture(vif: Vif, vc: VifConfig, ctx: VifFieldContext): Promise<void> {
-  await captureVif(vif, vc.capture === undefined ? null : writablePath(ctx.resolvePath(vc.capture)));
+async function startCapture(vif: Vif, vc: VifConfig, ctx?: VifFieldContext): Promise<void> {
+  const at = ctx?.resolvePath ?? ((p: string) => resolve(p));
+  await captureVif(vif, vc.capture === undefined ? null : writablePath(at(vc.capture)));
 }
 
 /** `path` once it is known to open for writing (a capture file), else BAD_OPTION before anything changes. */

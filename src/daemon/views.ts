@@ -16,8 +16,10 @@ export function vifView(ctl: Controller, r: RunningVif): Record<string, unknown>
     linkUp: v.settings.linkUp, promiscuous: v.settings.promiscuous, multicast: v.settings.multicast, coalesce: v.settings.coalesce,
     // issue 4: the pcap file this VIF's traffic goes to (as the config gives it; relative to the config file's directory)
     capture: r.cfg.capture ?? null,
-    // QoS (issue 6) is not in this branch: null until the QoS fields land (registry.ts VIF_FIELDS).
-    qos: (r.cfg as unknown as { qos?: unknown }).qos ?? null,
+    // QoS (issue 6, docs/qos.md): the VIF's settings as the device holds them (null: none), and the
+    // QoS counters that are not drops (the QoS drops are among dropReasons).
+    qos: v.settings.qos && Object.keys(v.settings.qos).length ? v.settings.qos : null,
+    qosEvents: { txHolds: counters.qos_tx_holds, rxQueued: counters.qos_rx_queued },
     counters, drops: VIF_DROP_COUNTERS.reduce((s, k) => s + counters[k], 0), dropReasons,
     desired: ctl.vifConfig(v.id) !== null,
   };

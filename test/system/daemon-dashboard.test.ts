@@ -2,7 +2,7 @@
  * The dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core. While
  * test guests send traffic, the numbers on the page move (the total of frames from guests grows,
  * a VIF's rate becomes non-zero), the charts are drawn by uPlot (served by the daemon), and the VIF
- * table shows the QoS placeholder, the device row shows its VXLAN uplink with an rx_short drop the
+ * table shows each VIF's QoS settings (none, then what the API gave one), the device row shows its VXLAN uplink with an rx_short drop the
  * test caused. A screenshot is saved to test-artifacts/dashboard.png.
  */
 import { test } from 'node:test';
@@ -49,7 +49,10 @@ test('dashboard: live numbers move while guests send traffic; charts drawn; scre
     // the page agrees with the API about which VIFs exist, and QoS is a marked placeholder
     const rows = await page.$$eval('#vif-table tbody tr td:first-child', (tds) => tds.map((x) => x.textContent));
     assert.deepEqual(rows.sort(), [...d.ctl.runtime.vifs.keys()].sort());
-    assert.match(await page.textContent('#vif-table thead') ?? '', /QoS \(placeholder\)/);
+    // the QoS column (issue 6): b0 has none; a QoS block given to a0 through the API shows up
+    assert.equal(await page.textContent('td[data-vif="b0"][data-k="qos"]'), 'none');
+    await d.ctl.setVif('a0', { qos: { weight: 3, priority: 2, guestTx: { bitsPerSec: 5e6 } } });
+    await page.waitForFunction('(document.querySelector(\'td[data-vif="a0"][data-k="qos"]\')?.textContent ?? "").startsWith("w3 p2 tx≤5.00Mb/s")', undefined, { timeout: 60_000 });
     // uPlot (from node_modules, via the daemon) drew the four charts
     await page.waitForFunction('document.querySelectorAll(".uplot canvas").length >= 4', undefined, { timeout: 60_000 });
     assert.equal(await page.evaluate('typeof window.uPlot'), 'function');

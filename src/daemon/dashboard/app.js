@@ -71,13 +71,27 @@ function drawTable(vifs, stats) {
   $('vif-table').querySelector('tbody').innerHTML = vifs.map((v) => {
     const r = rate.get(v.name) || { txPps: 0, rxPps: 0, txBps: 0, rxBps: 0, dropsPs: 0 };
     const top = Object.entries(v.dropReasons || {}).sort((a, b) => b[1] - a[1])[0];
-    const qos = v.qos === null || v.qos === undefined ? '<span class="muted" title="QoS (issue 6) not merged yet">n/a</span>' : esc(JSON.stringify(v.qos));
+    const qos = v.qos === null || v.qos === undefined ? '<span class="muted">none</span>'
+      : `<span title="${esc(JSON.stringify(v.qos))}">${esc(qosText(v.qos))}</span>`
+        + (v.qosEvents && (v.qosEvents.txHolds || v.qosEvents.rxQueued) ? ` <span class="muted" title="guest TX held by its limit / frames that waited for guest RX">holds ${v.qosEvents.txHolds}/${v.qosEvents.rxQueued}</span>` : '');
     const n = (k, val, txt) => `<td class="num" data-vif="${esc(v.name)}" data-k="${k}" data-value="${val}">${txt}</td>`;
     return `<tr class="${esc(v.state)}"><td>${esc(v.name)}</td><td>${esc(v.guest)}</td><td>${esc(v.device)}</td><td>${esc(v.state)}</td>`
-      + `<td>${esc(v.mac)}</td><td class="num">${v.mtu}</td><td class="num">${v.segment}</td><td>${v.linkUp ? 'up' : 'down'}</td><td>${qos}</td>`
+      + `<td>${esc(v.mac)}</td><td class="num">${v.mtu}</td><td class="num">${v.segment}</td><td>${v.linkUp ? 'up' : 'down'}</td><td data-vif="${esc(v.name)}" data-k="qos">${qos}</td>`
       + n('txPps', r.txPps, si(r.txPps)) + n('rxPps', r.rxPps, si(r.rxPps)) + n('txBps', r.txBps, si(r.txBps)) + n('rxBps', r.rxBps, si(r.rxBps))
       + n('dropsPs', r.dropsPs, si(r.dropsPs)) + n('drops', v.drops, String(v.drops)) + `<td>${top ? esc(`${top[0]}=${top[1]}`) : '-'}</td></tr>`;
   }).join('');
+}
+
+/** A VIF's QoS settings in a few characters: weight, priority, limits (bit/s), guarantee. */
+function qosText(q) {
+  const parts = [];
+  if (q.weight !== undefined) parts.push(`w${q.weight}`);
+  if (q.priority) parts.push(`p${q.priority}`);
+  const lim = (l) => [l.bitsPerSec ? `${si(l.bitsPerSec)}b/s` : '', l.framesPerSec ? `${si(l.framesPerSec)}f/s` : ''].filter(Boolean).join(',');
+  if (q.guestTx && lim(q.guestTx)) parts.push(`tx≤${lim(q.guestTx)}`);
+  if (q.guestRx && lim(q.guestRx)) parts.push(`rx≤${lim(q.guestRx)}`);
+  if (q.guaranteedBitsPerSec) parts.push(`min ${si(q.guaranteedBitsPerSec)}b/s`);
+  return parts.join(' ') || 'default';
 }
 
 // ---- devices and the change history
