@@ -99,18 +99,18 @@ export function createMetrics(ctl: Controller, sampler: Sampler): Registry {
   gauge('svnic_vif_qos_priority', 'Strict priority class of a VIF with QoS settings (0 = none .. 7).', vifLabels, (set) => {
     for (const r of withQos()) set(vl(r), r.vif.settings.qos!.priority ?? 0);
   });
-  gauge('svnic_vif_qos_limit_bits_per_second', 'Rate limit of a VIF by direction (guest_tx, guest_rx); only limits that are set.', [...vifLabels, 'direction'], (set) => {
+  gauge('svnic_vif_qos_limit_bytes_per_second', 'Bit-rate limit of a VIF in bytes/s (the config\'s bitsPerSec / 8) by direction (guest_tx, guest_rx); only limits that are set.', [...vifLabels, 'direction'], (set) => {
     for (const r of withQos()) {
       const q = r.vif.settings.qos!;
-      if (q.guestTx?.bitsPerSec) set({ ...vl(r), direction: 'guest_tx' }, q.guestTx.bitsPerSec);
-      if (q.guestRx?.bitsPerSec) set({ ...vl(r), direction: 'guest_rx' }, q.guestRx.bitsPerSec);
+      if (q.guestTx?.bitsPerSec) set({ ...vl(r), direction: 'guest_tx' }, q.guestTx.bitsPerSec / 8);
+      if (q.guestRx?.bitsPerSec) set({ ...vl(r), direction: 'guest_rx' }, q.guestRx.bitsPerSec / 8);
     }
   });
-  gauge('svnic_vif_qos_guaranteed_bits_per_second', 'Rate toward the uplink a VIF is guaranteed (admission-controlled); only VIFs with a guarantee.', vifLabels, (set) => {
-    for (const r of withQos()) if (r.vif.settings.qos!.guaranteedBitsPerSec) set(vl(r), r.vif.settings.qos!.guaranteedBitsPerSec!);
+  gauge('svnic_vif_qos_guaranteed_bytes_per_second', 'Rate toward the uplink a VIF is guaranteed, in bytes/s (guaranteedBitsPerSec / 8; admission-controlled); only VIFs with a guarantee.', vifLabels, (set) => {
+    for (const r of withQos()) if (r.vif.settings.qos!.guaranteedBitsPerSec) set(vl(r), r.vif.settings.qos!.guaranteedBitsPerSec! / 8);
   });
-  gauge('svnic_device_qos_capacity_bits_per_second', 'Uplink capacity a device shapes to and admits guarantees against (0: none set).', ['device'], (set) => {
-    for (const [name, d] of rt.devices) set({ device: name }, d.device.qos.capacityBitsPerSec ?? 0);
+  gauge('svnic_device_qos_capacity_bytes_per_second', 'Uplink capacity a device shapes to and admits guarantees against, in bytes/s (capacityBitsPerSec / 8; 0: none set).', ['device'], (set) => {
+    for (const [name, d] of rt.devices) set({ device: name }, (d.device.qos.capacityBitsPerSec ?? 0) / 8);
   });
 
   // ---- per engine

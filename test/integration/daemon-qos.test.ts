@@ -55,13 +55,13 @@ test('QoS settings at start: in the VIF view and /metrics; a guest over its TX l
   const l = 'device="dev0",guest="a",vif="a0"';
   assert.equal(metric(text, `svnic_vif_qos_weight{${l}}`), 2);
   assert.equal(metric(text, `svnic_vif_qos_priority{${l}}`), 0);
-  assert.equal(metric(text, `svnic_vif_qos_guaranteed_bits_per_second{${l}}`), 4e7);
-  assert.equal(metric(text, `svnic_vif_qos_guaranteed_bits_per_second{device="dev0",guest="b",vif="b0"}`), 5e7);
-  assert.equal(metric(text, `svnic_vif_qos_limit_bits_per_second{${l},direction="guest_tx"}`), undefined, 'a frame limit, no bit limit');
+  assert.equal(metric(text, `svnic_vif_qos_guaranteed_bytes_per_second{${l}}`), 4e7 / 8);
+  assert.equal(metric(text, `svnic_vif_qos_guaranteed_bytes_per_second{device="dev0",guest="b",vif="b0"}`), 5e7 / 8);
+  assert.equal(metric(text, `svnic_vif_qos_limit_bytes_per_second{${l},direction="guest_tx"}`), undefined, 'a frame limit, no bit limit');
   assert.ok(metric(text, `svnic_vif_qos_events_total{${l},event="tx_holds"}`)! > 0);
   assert.equal(metric(text, `svnic_vif_qos_events_total{device="dev0",guest="b",vif="b0",event="tx_holds"}`), 0);
   assert.equal(metric(text, `svnic_vif_drops_total{${l},reason="rx_qos_overflow"}`), 0, 'the QoS drops are drop reasons');
-  assert.equal(metric(text, 'svnic_device_qos_capacity_bits_per_second{device="dev0"}'), 1e8);
+  assert.equal(metric(text, 'svnic_device_qos_capacity_bytes_per_second{device="dev0"}'), 1e8 / 8);
 });
 
 test('admission control: a guarantee over the capacity is 409 QOS_OVERCOMMIT, none left is 409 QOS_NO_CAPACITY; nothing changes', { timeout: 60_000 }, async () => {
@@ -99,5 +99,5 @@ test('PATCH qos: null removes a VIF\'s QoS in place; its QoS series go', { timeo
   assert.equal(d.ctl.runtime.vifs.get('a0')!.vif, a0);
   const text = (await http(d.url!, 'GET', '/metrics')).body as unknown as string;
   assert.equal(metric(text, 'svnic_vif_qos_weight{device="dev0",guest="a",vif="a0"}'), undefined);
-  assert.equal(metric(text, 'svnic_vif_qos_guaranteed_bits_per_second{device="dev0",guest="b",vif="b0"}'), 1e7);
+  assert.equal(metric(text, 'svnic_vif_qos_guaranteed_bytes_per_second{device="dev0",guest="b",vif="b0"}'), 1e7 / 8);
 });

@@ -31,6 +31,7 @@ test('promtool check metrics accepts /metrics; per-VIF, drop-reason, engine and 
     s.close();
     const c = new Client({ socket: d.socket });
     await c.call('PATCH', '/v1/vifs/b0', { linkUp: false }); // b0's sends become tx_link_down drops
+    await c.call('PATCH', '/v1/vifs/a0', { qos: { weight: 2, priority: 1, guestTx: { bitsPerSec: 1e6 } } }); // QoS series (issue 6)
     await until(() => {
       const a = d.ctl.runtime.vifs.get('a0')!.vif.counters();
       const b = d.ctl.runtime.vifs.get('b0')!.vif.counters();
@@ -55,6 +56,10 @@ test('promtool check metrics accepts /metrics; per-VIF, drop-reason, engine and 
     assert.ok(busy >= 0 && busy <= 1);
     assert.ok(/^svnic_engine_wakeups_total\{device="dev0",engine="0"\} \d+/m.test(text));
     assert.equal(value(/^svnic_daemon_vifs /), 2);
+    assert.equal(value(/^svnic_vif_qos_weight\{device="dev0",guest="a",vif="a0"\} /), 2);
+    assert.equal(value(/^svnic_vif_qos_limit_bytes_per_second\{device="dev0",guest="a",vif="a0",direction="guest_tx"\} /), 1e6 / 8);
+    assert.ok(value(/^svnic_vif_qos_events_total\{device="dev0",guest="b",vif="b0",event="tx_holds"\} /) >= 0);
+    assert.equal(value(/^svnic_device_qos_capacity_bytes_per_second\{device="dev0"\} /), 0);
     assert.equal(value(/^svnic_uplink_info\{device="dev0",kind="vxlan"\} /), 1);
     assert.ok(value(/^svnic_uplink_frames_total\{device="dev0",kind="vxlan",direction="to_network"\} /) > 0);
     assert.equal(value(/^svnic_uplink_drops_total\{device="dev0",kind="vxlan",reason="rx_short"\} /), 1);
