@@ -2,15 +2,17 @@
  * A device engine: the paper's microengine. It owns a set of VIFs and runs the data path for them:
  * finds work through its doorbell page, takes frames from guests, switches them, places them into
  * guests, the uplink or other engines, and raises interrupts. One loop iteration is `step(now)`;
- * `run()` adds polling and sleeping. The class does not depend on being in a worker, so unit tests
- * drive it synchronously.
+ * `run()` adds polling and sleeping (engine-loop.ts). Publishing used rings, interrupt coalescing
+ * and delivery are in the base class (engine-irq.ts); a VM VIF's start and stop in
+ * vhost-user/engine-vm.ts. The class does not depend on being in a worker, so unit tests drive it
+ * synchronously.
  *
  * No locks: every ring has one producer and one consumer (ARCHITECTURE.md rule 1). Each iteration
  * does bounded work per source (rule 2) and publishes indices once per batch.
  */
-import { W, ring as ringDoorbell, drainRung, summaryMaskFor, wake } from '../layout/doorbell.js';
+import { W, drainRung, summaryMaskFor } from '../layout/doorbell.js';
 import { EC, VC, engineRowOffset } from '../layout/counters.js';
-import { H, i32, maxFrameBytes } from '../layout/vif.js';
+import { maxFrameBytes } from '../layout/vif.js';
 import { NET_HDR_BYTES, NET_HDR_F_NEEDS_CSUM, MAX_GSO_FRAME } from '../virtio/constants.js';
 import { routeOffloaded } from './offload.js';
 import { EngineVif, VifState, type VifSpec, type Coalesce } from './engine-vif.js';
@@ -20,13 +22,14 @@ import { Switch } from './switch.js';
 import { EngineQos } from './qos/engine-qos.js';
 import { rotateLeft } from './rotate.js';
 import { CaptureTap, DIR_IN, DIR_OUT } from '../capture/capture-ring.js';
-import { vmDevice, vmSignal } from '../vhost-user/engine-vm.js';
+import { vmAttach, vmDetach } from '../vhost-user/engine-vm.js';
 import type { VmRings } from '../vhost-user/session.js';
+import { EngineIrq } from './engine-irq.js';
+import { runEngine } from './engine-loop.js';
+
+export { UPLINK_NAP_MS } from './engine-loop.js';
 
 export type IrqMode = 'direct' | 'hypervisor';
-
-/** How long an engine whose guests wait only for uplink room sleeps before looking again (ms). */
-export const UPLINK_NAP_MS = 0.05;
 /**
  * Backpressure has a limit: an uplink ring that stays full this long (ms) is treated as stalled
  * (its consumer died or hangs), and the engine takes guest frames again, dropping those for the
@@ -69,53 +72,49 @@ export interface VifChange {
   coalesce?: Coalesce;
 }
 
-export class Engine {
+export class Engine extends EngineIrq {
   readonly cfg: EngineConfig;
   readonly db: Int32Array;
-  private readonly ctl: Int32Array;
+  /** The control page (read by step() and the run loop). */
+  readonly ctl: Int32Array;
   /** SUMMARY bits that name real bitmap words; a guest may set the others. */
   private readonly summaryMask: number;
-  readonly c: Float64Array;
   readonly ec: number; // base index of this engine's counter row
   readonly vifs: (EngineVif | undefined)[];
   /** VIFs that have or may have guest-TX work (EngineQos takes them over when QoS is on). */
   active: EngineVif[] = [];
-  private dirty: EngineVif[] = [];
-  private held: EngineVif[] = [];
   readonly sw: Switch;
   /** Engine-private copy of the frame being switched: header at 0, frame at 12 (4 mod 8). */
   private readonly staging: Uint8Array;
   private readonly staging32: Int32Array;
-  private readonly irqPage: Int32Array | null;
   /** QoS (device/qos/engine-qos.ts); null without a QoS table. */
   readonly qos: EngineQos | null;
   /** Bytes of the frames the last serviceFromGuest() passed to the switch. */
   takenBytes = 0;
-  private idleSince = -1;
-  private stopped = false;
-  /** The last step served no VIF because the uplink ring was full (see uplinkRoom). */
-  private uplinkBlocked = false;
+  /** Set by stop(); the run loop returns when it sees it. */
+  stopped = false;
+  /** The last step served no VIF because the uplink ring was full (see uplinkRoom). Read by the run loop. */
+  uplinkBlocked = false;
   /** Engine clock when the uplink ring was first seen without room for a batch (-1: it has room). */
   private uplinkFullSince = -1;
-  /** Called when the control word is set; the worker drains its MessagePort here. */
   /**
    * VIF capture (issue 4, capture/vif-capture.ts): frames of VIFs whose byte in `capSlots` is set
    * are copied into this engine's capture ring. Off: one byte load per frame.
    */
   capture: CaptureTap | null = null;
   capSlots: Uint8Array | null = null;
+  /** Called when the control word is set; the worker drains its MessagePort here. */
   onControl: () => void = () => {};
   onEvent: (e: EngineEvent) => void = () => {};
 
   constructor(cfg: EngineConfig) {
+    super(cfg.counters, cfg.irqPage);
     this.cfg = cfg;
     this.db = new Int32Array(cfg.doorbell);
     this.ctl = new Int32Array(cfg.control);
     this.summaryMask = summaryMaskFor(cfg.maxVifs);
-    this.c = new Float64Array(cfg.counters);
     this.ec = engineRowOffset(cfg.maxVifs, cfg.index);
     this.vifs = new Array(cfg.maxVifs).fill(undefined);
-    this.irqPage = cfg.irqPage ? new Int32Array(cfg.irqPage) : null;
     // Room for a GSO frame (VM VIFs with offloads) as well as the largest MTU.
     this.staging = new Uint8Array(Math.ceil((NET_HDR_BYTES + Math.max(maxFrameBytes(9000), MAX_GSO_FRAME)) / 64) * 64);
     this.staging32 = new Int32Array(this.staging.buffer);
@@ -178,12 +177,7 @@ export class Engine {
     const v = this.vifs[slot];
     if (!v) throw new RangeError(`no VIF in slot ${slot}`);
     this.vmStop(slot);
-    v.vmCallFds = r.callFds;
-    v.dev = vmDevice(r, v.mtu, v.linkUp, this.c, v.counterBase); // throws RangeError if rings are outside memory
-    v.state = VifState.LIVE;
-    v.batchFrames = 0;
-    v.heldFrames = 0;
-    v.irqHeld = false;
+    vmAttach(v, r, this.c); // throws RangeError if rings are outside memory
     this.kicked(v);
   }
 
@@ -191,19 +185,11 @@ export class Engine {
   vmStop(slot: number): [number, number] {
     const v = this.vifs[slot];
     if (!v) return [-1, -1];
-    // The session closes the call fds after this returns: never write to them again.
-    if (v.vmCallFds !== null) v.vmCallFds = [-1, -1];
-    v.irqHeld = false;
-    v.irqQueues = 0;
-    const dev = v.dev;
-    if (dev === null) return [-1, -1];
-    dev.fromGuestQ.publishUsed();
-    dev.toGuestQ.publishUsed();
-    v.dev = null;
-    if (v.state === VifState.LIVE) v.state = VifState.WAITING;
+    const lastAvail = vmDetach(v);
+    if (lastAvail === null) return [-1, -1];
     this.active = this.active.filter((x) => x !== v);
     v.active = false;
-    return [dev.toGuestQ.lastAvail, dev.fromGuestQ.lastAvail];
+    return lastAvail;
   }
 
   setFdb(entries: MacEntry[], slotEngine: number[]): void {
@@ -263,6 +249,7 @@ export class Engine {
     this.uplinkBlocked = waited && served === 0;
     work += this.sw.pollRings();
     this.flush(now);
+    this.sw.publishRings();
     if (this.held.length !== 0) this.releaseHeld(now);
     this.c[this.ec + EC.loops] += 1;
     return work;
@@ -387,13 +374,6 @@ export class Engine {
     this.markDirty(v);
   }
 
-  private markDirty(v: EngineVif): void {
-    if (!v.dirty) {
-      v.dirty = true;
-      this.dirty.push(v);
-    }
-  }
-
   private needsReset(v: EngineVif, violation: number): void {
     v.enterNeedsReset(`virtqueue violation ${violation}`);
     this.reportNeedsReset(v); // step() drops it from the active list: its dev is gone
@@ -405,79 +385,7 @@ export class Engine {
     this.onEvent({ type: 'needs-reset', slot: v.slot, reason: v.violationReason });
   }
 
-  /** Publish used rings of every VIF touched this iteration and decide their interrupts. */
-  private flush(now: number): void {
-    const d = this.dirty;
-    for (let i = 0; i < d.length; i++) {
-      const v = d[i]!;
-      v.dirty = false;
-      const dev = v.dev;
-      if (dev === null) continue;
-      dev.fromGuestQ.publishUsed();
-      dev.toGuestQ.publishUsed();
-      const want = dev.toGuestQ.wantsInterrupt();
-      const wantFrom = dev.fromGuestQ.wantsInterrupt();
-      if (want) v.irqQueues |= 1;
-      if (wantFrom) v.irqQueues |= 2;
-      if ((wantFrom || want) && !v.irqHeld) {
-        v.irqHeld = true;
-        v.irqSince = now;
-        v.heldFrames = 0;
-        if (!v.inHeld) {
-          v.inHeld = true;
-          this.held.push(v);
-        }
-      }
-      if (v.irqHeld) v.heldFrames += v.batchFrames;
-      v.batchFrames = 0;
-    }
-    d.length = 0;
-    this.sw.publishRings();
-  }
-
-  /** Raise held interrupts whose frame count or time is up (coalescing, ARCHITECTURE.md). */
-  private releaseHeld(now: number): void {
-    const h = this.held;
-    for (let i = 0; i < h.length; ) {
-      const v = h[i]!;
-      const co = v.coalesce;
-      if (!v.irqHeld || v.heldFrames >= co.frames || (now - v.irqSince) * 1000 >= co.usecs) {
-        if (v.irqHeld) this.raiseIrq(v); // else raised meanwhile (config change) or the VIF reset
-        v.inHeld = false;
-        h[i] = h[h.length - 1]!;
-        h.pop();
-      } else {
-        i++;
-      }
-    }
-  }
-
-  private raiseIrq(v: EngineVif): void {
-    // Frames that shared this interrupt beyond the first: interrupts saved by coalescing.
-    if (v.irqHeld && v.heldFrames > 1) this.c[v.counterBase + VC.irq_coalesced] += v.heldFrames - 1;
-    v.irqHeld = false;
-    v.heldFrames = 0;
-    this.c[v.counterBase + VC.irq_raised] += 1;
-    if (v.vmCallFds !== null) {
-      vmSignal(v.vmCallFds, v.irqQueues); // VM: its call eventfds (vhost-user)
-      v.irqQueues = 0;
-    } else if (this.irqPage !== null) {
-      ringDoorbell(this.irqPage, v.slot); // hypervisor mode: pending bit + master notification
-    } else {
-      Atomics.add(v.header, i32(H.IRQ), 1);
-      Atomics.notify(v.header, i32(H.IRQ), 1);
-      if (v.irqWake !== null) wake(v.irqWake);
-    }
-  }
-
   // ---- polling and sleeping ----------------------------------------------------------------
-
-  /** Is anything waiting that step() would handle? Used before sleeping. */
-  private hasWork(): boolean {
-    const db = this.db;
-    return Atomics.load(db, W.SUMMARY) !== 0 || Atomics.load(this.ctl, W.CONTROL) !== 0 ||
-      this.active.length !== 0 || this.sw.ringsPending() || (this.qos !== null && this.qos.hasWork());
-  }
 
   /** Wake every VIF that has work or changed status; run after a sleep timed out. */
   sweep(): void {
@@ -489,61 +397,8 @@ export class Engine {
     }
   }
 
-  /** Milliseconds until the earliest held interrupt is due (Infinity if none). */
-  private nextIrqDeadline(now: number): number {
-    let t = Infinity;
-    for (const v of this.held) if (v.irqHeld) t = Math.min(t, v.irqSince + v.coalesce.usecs / 1000 - now);
-    return Math.max(t, 0.01);
-  }
-
-  /**
-   * The engine thread's main loop: poll while busy, spin `spinUs`, then sleep on the wake word.
-   * Every `sweepMs`, busy or idle, it sweeps all VIFs (bounds the effect of a lost doorbell).
-   */
+  /** The engine thread's main loop (engine-loop.ts); returns after stop(). */
   run(): void {
-    const c = this.c;
-    const ec = this.ec;
-    const db = this.db;
-    const sweepMs = this.cfg.sweepMs;
-    let last = performance.now();
-    let lastSweep = last;
-    let busy = false; // did the previous iteration find work?
-    while (!this.stopped) {
-      // One clock read per iteration: the time since the last read goes to busy or idle
-      // according to what the previous iteration found.
-      const now = performance.now();
-      c[ec + (busy ? EC.busy_ns : EC.idle_ns)] += (now - last) * 1e6;
-      last = now;
-      if (now - lastSweep >= sweepMs) {
-        lastSweep = now;
-        this.sweep();
-      }
-      busy = this.step(now) !== 0;
-      if (busy) {
-        this.idleSince = -1;
-        continue;
-      }
-      if (this.idleSince < 0) this.idleSince = now;
-      // Spin only while waiting for input; waiting for uplink room is no reason to hold the CPU.
-      if (!this.uplinkBlocked && (now - this.idleSince) * 1000 < this.cfg.spinUs) continue;
-      // Going to sleep: announce it, then re-check every source (no lost wake-up; doorbell.ts).
-      Atomics.store(db, W.SLEEPING, 1);
-      const seen = Atomics.load(db, W.WAKE);
-      // Guest frames waiting only for room on the uplink: nap briefly instead of spinning, so the
-      // ring's consumer (often sharing this core) gets the CPU; any doorbell ends the nap.
-      const blockedOnly = this.uplinkBlocked && Atomics.load(db, W.SUMMARY) === 0 &&
-        Atomics.load(this.ctl, W.CONTROL) === 0 && !this.sw.ringsPending();
-      if (!blockedOnly && this.hasWork()) {
-        Atomics.store(db, W.SLEEPING, 0);
-        continue;
-      }
-      const qosWait = this.qos !== null ? this.qos.nextDeadline(now) : Infinity;
-      const timeout = blockedOnly ? UPLINK_NAP_MS : Math.min(this.nextIrqDeadline(now), lastSweep + sweepMs - now, qosWait);
-      c[ec + EC.sleeps] += 1;
-      const r = Atomics.wait(db, W.WAKE, seen, Math.max(timeout, 0));
-      Atomics.store(db, W.SLEEPING, 0);
-      if (r !== 'timed-out') c[ec + EC.wakeups] += 1;
-      this.idleSince = -1;
-    }
+    runEngine(this);
   }
 }

@@ -8,6 +8,7 @@ import { VhostGuestMemory } from './memory-table.js';
 import { VirtioNetDevice } from '../device/virtio-net-device.js';
 import type { VmRings } from './session.js';
 import { native } from '../native/index.js';
+import { VifState, type EngineVif } from '../device/engine-vif.js';
 
 export function vmDevice(r: VmRings, mtu: number, linkUp: boolean, counters: Float64Array, counterBase: number): VirtioNetDevice {
   const mem = new VhostGuestMemory(r.regions.map((x) => ({ ...x, uva: 0, mmapOffset: 0 })));
@@ -25,4 +26,35 @@ export function vmSignal(callFds: [number, number], mask: number): void {
   const n = native();
   if ((m & 1) !== 0 && callFds[0] >= 0) n.eventfdWrite(callFds[0], 1);
   if ((m & 2) !== 0 && callFds[1] >= 0) n.eventfdWrite(callFds[1], 1);
+}
+
+/**
+ * Engine.vmStart: serve a VM VIF from the VM's rings in its mapped RAM (the session checked
+ * addresses). Throws RangeError if the rings lie outside the VM's memory; the engine then kicks it.
+ */
+export function vmAttach(v: EngineVif, r: VmRings, counters: Float64Array): void {
+  v.vmCallFds = r.callFds;
+  v.dev = vmDevice(r, v.mtu, v.linkUp, counters, v.counterBase); // throws RangeError if rings are outside memory
+  v.state = VifState.LIVE;
+  v.batchFrames = 0;
+  v.heldFrames = 0;
+  v.irqHeld = false;
+}
+
+/**
+ * Engine.vmStop: stop using a VM VIF's rings. Returns last_avail of ring 0 (toGuest) and ring 1
+ * (fromGuest), or null if it had no device (then the engine's lists need no change).
+ */
+export function vmDetach(v: EngineVif): [number, number] | null {
+  // The session closes the call fds after this returns: never write to them again.
+  if (v.vmCallFds !== null) v.vmCallFds = [-1, -1];
+  v.irqHeld = false;
+  v.irqQueues = 0;
+  const dev = v.dev;
+  if (dev === null) return null;
+  dev.fromGuestQ.publishUsed();
+  dev.toGuestQ.publishUsed();
+  v.dev = null;
+  if (v.state === VifState.LIVE) v.state = VifState.WAITING;
+  return [dev.toGuestQ.lastAvail, dev.fromGuestQ.lastAvail];
 }
