@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -339,6 +340,14 @@ void MmapShared(const FunctionCallbackInfo<Value>& a) {
   if (length <= 0) return ThrowType(iso, "mmapShared: length must be positive");
   if (offset < 0 || offset % sysconf(_SC_PAGESIZE) != 0) {
     return ThrowType(iso, "mmapShared: offset must be a non-negative multiple of the page size");
+  }
+  // A mapping that reaches past the end of a regular file (memfd, hugetlbfs, tmpfs) maps fine but
+  // raises SIGBUS, killing the whole process, on the first touch beyond the end: refuse it here, so
+  // a peer that sends a small fd with a large region size gets an error instead (vhost-user).
+  struct stat st;
+  if (fstat(static_cast<int>(fd), &st) < 0) return ThrowErrno(iso, "fstat", errno);
+  if (S_ISREG(st.st_mode) && offset + length > st.st_size) {
+    return ThrowErrno(iso, "mmap past the end of the file", EOVERFLOW);
   }
   void* p = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED,
                  static_cast<int>(fd), static_cast<off_t>(offset));

@@ -201,11 +201,16 @@ test('malformed messages get an error ack (with NEED_REPLY) and a counter; the d
     const notMappable = n.eventfd(0, true);
     a.send(Req.SET_MEM_TABLE, Frontend.memTable(0, [[0, MIB, 0]]), [notMappable], true);
     await nack('region fd that cannot be mapped');
+    // A region larger than its file would map, then kill the process with SIGBUS on first touch.
+    const tiny = n.memfdCreate('sv5-tiny', 4096);
+    a.send(Req.SET_MEM_TABLE, Frontend.memTable(0, [[0, MIB, 0]]), [tiny], true);
+    await nack('region past the end of its file');
     n.close(extra);
     n.close(notMappable);
+    n.close(tiny);
     assert.deepEqual(
       [c.bad_size, c.unknown_request, c.bad_fds, c.bad_ring_index, c.bad_ring_num, c.bad_address, c.bad_region, c.mmap_failed],
-      [1, 1, 3, 1, 1, 1, 1, 1],
+      [1, 1, 3, 1, 1, 1, 1, 2],
     );
     assert.ok(r.pa.running, 'refused messages did not stop the device');
     // Descriptor addresses outside guest memory: the chain completes with 0, counted; the ring goes on.

@@ -23,7 +23,7 @@ test('SCM_RIGHTS: a memfd sent over a socketpair maps to the same memory', () =>
   assert.equal(r.nfds, 1);
   assert.deepEqual([...buf.subarray(0, 4)], [1, 2, 3, 4]);
   const mine = new Uint8Array(n.mmapShared(mfd, 65536, 0));
-  const theirs = new Uint8Array(n.mmapShared(fds[0]!, 65536, 4096));
+  const theirs = new Uint8Array(n.mmapShared(fds[0]!, 65536 - 4096, 4096));
   mine[4096 + 7] = 0xab;
   assert.equal(theirs[7], 0xab);
   for (const fd of [a, b, mfd, fds[0]!]) n.close(fd);
@@ -60,6 +60,11 @@ test('control-plane calls throw with the errno name as code', () => {
   assert.throws(() => n.unixConnect('/nonexistent/svnic.sock'), { code: 'ENOENT' });
   assert.throws(() => n.mmapShared(-1, 4096, 0), { code: 'EBADF' });
   assert.throws(() => n.mmapShared(0, 4096, 3), TypeError);
+  // Past the end of the file: would map, then SIGBUS on first touch; refused instead.
+  const small = n.memfdCreate('small', 4096);
+  assert.throws(() => n.mmapShared(small, 8192, 0), { code: 'EOVERFLOW' });
+  assert.throws(() => n.mmapShared(small, 4096, 4096), { code: 'EOVERFLOW' });
+  n.close(small);
 });
 
 test('eventfd counts, poll reports readiness', () => {
