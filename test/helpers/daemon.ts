@@ -1,15 +1,15 @@
 /** Helpers for daemon tests: a config with long-running traffic guests, and HTTP calls. */
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './tmp.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 export const TRAFFIC = join(ROOT, 'src/guest/programs/traffic.ts');
 
 export function tmp(prefix = 'sv7-'): string {
-  return mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-`));
+  return tempDir(`${prefix}${process.pid}-`);
 }
 
 /** Two traffic guests (a: a0 with a fixed MAC; b: b0 without one), one device. */

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load.js';
@@ -10,6 +9,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { applyConfig } from '../../src/config/apply.js';
 import { Hypervisor } from '../../src/hypervisor/hypervisor.js';
 import { SvnicError } from '../../src/hypervisor/errors.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const EXAMPLE = join(ROOT, 'examples/svnic.yaml');
@@ -17,7 +17,7 @@ const HELLO = join(ROOT, 'examples/hello-guest.ts');
 const LIMIT = { timeout: 60_000 }; // a hang fails the test instead of the whole run; not a timing check
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'svnic-run-'));
+  return tempDir('svnic-run-');
 }
 
 /** A copy of the example whose guests wait for more greetings than will ever come. */

@@ -6,13 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hypervisor } from '../../src/hypervisor/hypervisor.js';
 import { VxlanUplink } from '../../src/uplink/vxlan.js';
 import { captureVif } from '../../src/capture/vif-capture.js';
 import { until } from '../helpers/until.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const ECHO = new URL('../../src/guest/programs/echo.js', import.meta.url).href;
 
@@ -30,7 +30,7 @@ function pcapFrames(file: string): Uint8Array[] {
 }
 
 test('VXLAN over loopback: two devices, two VNIs, learning, isolation, captures', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sv4-vxlo-'));
+  const dir = tempDir('sv4-vxlo-');
   const hv = new Hypervisor();
   const uplinks: VxlanUplink[] = [];
   try {

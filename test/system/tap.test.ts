@@ -6,11 +6,11 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, makeNs, nsExec, sh, suiteOptions, requireAble, startSvnic, type SvnicChild } from './helpers/netns.js';
 import { until } from '../helpers/until.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const TOOLS = ['ping', 'nc', 'tshark'];
 const LIMIT = { timeout: 120_000 };
@@ -29,7 +29,7 @@ describe('TAP uplink vs the Linux kernel (system)', { timeout: 240_000, ...suite
 
   test('setup: svnic with a TAP uplink and an echo guest, the TAP interface addressed', LIMIT, async () => {
     requireAble(TOOLS);
-    dir = mkdtempSync(join(tmpdir(), 'sv4-tap-'));
+    dir = tempDir('sv4-tap-');
     ns = makeNs('tap');
     const cfg = {
       device: { name: 'dev', uplink: { kind: 'tap', ifname: tap, capture: { path: join(dir, 'tap.pcap') } } },

@@ -7,11 +7,11 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, ip, makeNs, nsExec, suiteOptions, requireAble, startSvnic, type SvnicChild } from './helpers/netns.js';
 import { until } from '../helpers/until.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const TOOLS = ['ping', 'ethtool'];
 const LIMIT = { timeout: 120_000 };
@@ -41,7 +41,7 @@ describe('two svnic VTEPs and a Linux VTEP in one VNI (system)', { timeout: 300_
 
   test('setup: bridge, three VTEPs, three echo guests', LIMIT, async () => {
     requireAble(TOOLS);
-    const dir = mkdtempSync(join(tmpdir(), 'sv4-mesh-'));
+    const dir = tempDir('sv4-mesh-');
     linux = makeNs('linux');
     const ns = { A: makeNs('a'), B: makeNs('b') };
     nsExec(linux, 'ip', 'link', 'add', 'br0', 'type', 'bridge');

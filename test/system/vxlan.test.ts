@@ -7,10 +7,10 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, makeNs, nsExec, sh, suiteOptions, requireAble, startSvnic, veth, type SvnicChild } from './helpers/netns.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const TOOLS = ['ping', 'nc', 'tshark', 'ethtool'];
 const LIMIT = { timeout: 120_000 }; // a hang fails the test; not a timing check
@@ -29,7 +29,7 @@ describe('VXLAN uplink vs the Linux kernel (system)', { timeout: 240_000, ...sui
 
   test('setup: Linux VTEP (VNI 42) and svnic with an echo guest', LIMIT, async () => {
     requireAble(TOOLS);
-    dir = mkdtempSync(join(tmpdir(), 'sv4-vxlan-'));
+    dir = tempDir('sv4-vxlan-');
     linux = makeNs('linux');
     svns = makeNs('svnic');
     veth(linux, '192.168.44.2/24', svns, '192.168.44.1/24', `${process.pid % 100000}`);

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, validateConfig, type Config, type ConfigIssue } from '../../src/config/schema.js';
 import { compiledPathFor, loadConfig, parseConfigText, resolveModule } from '../../src/config/load.js';
 import { SvnicError } from '../../src/hypervisor/errors.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -225,7 +225,7 @@ test('YAML: syntax errors and duplicate keys are reported with their line', () =
 });
 
 test('loadConfig reads YAML and JSON, resolves modules relative to the file, and gives lines', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'svnic-config-'));
+  const dir = tempDir('svnic-config-');
   writeFileSync(join(dir, 'g.js'), 'export default async () => 0;\n');
   writeFileSync(join(dir, 'ok.yaml'), 'guests:\n  - name: a\n    module: ./g.js\n');
   writeFileSync(join(dir, 'ok.json'), JSON.stringify({ guests: [{ name: 'a', module: join(dir, 'g.js') }] }));
@@ -264,7 +264,7 @@ test('a .ts module maps to its compiled .js through the nearest tsconfig.json', 
   assert.equal(resolveModule('./hello-guest.ts', join(ROOT, 'examples')), pathToFileURL(join(ROOT, 'dist/examples/hello-guest.js')).href);
   assert.throws(() => resolveModule('./nope.ts', join(ROOT, 'examples')), /nope\.ts is TypeScript; it maps to .*dist\/examples\/nope\.js, which does not exist/);
   // outside any project: the .js next to it
-  const dir = mkdtempSync(join(tmpdir(), 'svnic-ts-'));
+  const dir = tempDir('svnic-ts-');
   assert.equal(compiledPathFor(join(dir, 'g.ts')), join(dir, 'g.js'));
   assert.equal(compiledPathFor(join(dir, 'g.mts')), join(dir, 'g.mjs'));
 });

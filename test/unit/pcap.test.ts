@@ -1,13 +1,13 @@
 /** The pcap writer's bytes, checked field by field against the libpcap file format. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PcapWriter, ipv4Checksum } from '../../src/capture/pcap.js';
+import { tempDir } from '../helpers/tmp.js';
 
 test('pcap: global header, records with timestamps and lengths, snaplen truncation', () => {
-  const f = join(mkdtempSync(join(tmpdir(), 'sv4-pcap-')), 'x.pcap');
+  const f = join(tempDir('sv4-pcap-'), 'x.pcap');
   const w = PcapWriter.open(f, 100);
   const frame = Uint8Array.from({ length: 60 }, (_, i) => i);
   w.write(frame, 0, 60, 1_700_000_000_123.456);
@@ -30,7 +30,7 @@ test('pcap: global header, records with timestamps and lengths, snaplen truncati
 });
 
 test('pcap: a UDP datagram is written inside rebuilt Ethernet/IPv4/UDP headers', () => {
-  const f = join(mkdtempSync(join(tmpdir(), 'sv4-pcap-')), 'u.pcap');
+  const f = join(tempDir('sv4-pcap-'), 'u.pcap');
   const w = PcapWriter.open(f);
   w.writeUdp('192.0.2.1', 50000, '192.0.2.2', 4789, new Uint8Array([8, 0, 0, 0, 0, 0, 42, 0]), 0, 8, 0);
   w.close();
