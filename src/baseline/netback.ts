@@ -74,14 +74,9 @@ export class Netback {
 
   /** Follow the guest driver's status; put a live netif on the active list. */
   kicked(v: EngineVif): void {
-    const wasBroken = v.state === VifState.NEEDS_RESET;
-    const live = v.syncStatus(this.c);
+    const recovered = v.follow(this.c, this.active);
     if (v.needsReport) this.report(v);
-    else if (wasBroken && v.state !== VifState.NEEDS_RESET) this.onEvent({ type: 'recovered', slot: v.slot });
-    if (live && !v.active) {
-      v.active = true;
-      this.active.push(v);
-    }
+    else if (recovered) this.onEvent({ type: 'recovered', slot: v.slot });
   }
 
   /** Wake every netif that changed status or has transmit work (bounds a lost event). */

@@ -12,6 +12,7 @@
  */
 import { FrameRing, createFrameRing } from '../layout/frame-ring.js';
 import type { PcapWriter } from './pcap.js';
+import { copyBytes } from '../device/copy.js';
 
 export const CAP_ENABLED = 0;
 export const CAP_DROPPED = 1;
@@ -49,7 +50,7 @@ export class CaptureTap {
       return;
     }
     const n = Math.min(len, r.maxFrame);
-    r.bytes.set(src.subarray(off, off + n), FrameRing.data(slot));
+    copyBytes(r.bytes, FrameRing.data(slot), src, off, n);
     this.f64[(slot + 8) >>> 3] = performance.timeOrigin + performance.now();
     r.commit(slot, n, dir);
     r.publish();

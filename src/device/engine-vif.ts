@@ -173,6 +173,20 @@ export class EngineVif {
   }
 
   /**
+   * A doorbell or a sweep reached this VIF: follow the driver's status (syncStatus) and join
+   * `active` if live. Returns true if the VIF just left NEEDS_RESET, for the owner (an engine or a
+   * netback) to report 'recovered'; a VIF that just broke has needsReport set instead.
+   */
+  follow(counters: Float64Array, active: EngineVif[]): boolean {
+    const wasBroken = this.state === VifState.NEEDS_RESET;
+    if (this.syncStatus(counters) && !this.active) {
+      this.active = true;
+      active.push(this);
+    }
+    return wasBroken && this.state !== VifState.NEEDS_RESET;
+  }
+
+  /**
    * Called when the guest kicked or a sweep found the VIF not live: follow the driver's status.
    * Returns true if the VIF just became (or stays) live. Counts proto_bad_features when the driver
    * accepted features the device did not offer or left out VERSION_1 (virtio 1.2, 6.1).

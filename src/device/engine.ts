@@ -284,14 +284,9 @@ export class Engine extends EngineIrq {
 
   /** A VIF rang (or was swept): follow its driver status and put it on the active list if live. */
   private kicked(v: EngineVif): void {
-    const wasBroken = v.state === VifState.NEEDS_RESET;
-    const live = v.syncStatus(this.c);
+    const recovered = v.follow(this.c, this.active);
     if (v.needsReport) this.reportNeedsReset(v);
-    else if (wasBroken && v.state !== VifState.NEEDS_RESET) this.onEvent({ type: 'recovered', slot: v.slot });
-    if (live && !v.active) {
-      v.active = true;
-      this.active.push(v);
-    }
+    else if (recovered) this.onEvent({ type: 'recovered', slot: v.slot });
   }
 
   /**
